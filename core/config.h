@@ -1,0 +1,77 @@
+/*
+ * berth configuration, read from YAML (libyaml).
+ *
+ * One declarative table in config.c maps each key to a field of
+ * berth_config_t with its type, default and bounds. Key names follow the
+ * reference registry's config.yml where the meaning is the same.
+ * Every key is documented in config.example.yaml.
+ */
+#ifndef BERTH_CORE_CONFIG_H
+#define BERTH_CORE_CONFIG_H
+
+#include <stdint.h>
+
+typedef enum berth_sync_mode {
+    BERTH_SYNC_NONE = 0,   /* never fsync: survives a berth crash, not power loss */
+    BERTH_SYNC_COMMIT = 1, /* fsync blobs when an upload completes (default) */
+    BERTH_SYNC_ALWAYS = 2, /* fsync data and record before every 2xx */
+} berth_sync_mode_t;
+
+typedef enum berth_log_level {
+    BERTH_LOG_ERROR = 0,
+    BERTH_LOG_WARN = 1,
+    BERTH_LOG_INFO = 2,
+    BERTH_LOG_DEBUG = 3,
+} berth_log_level_t;
+
+typedef struct berth_config {
+    /* http */
+    char *http_addr;                 /* http.addr: "host:port", default "127.0.0.1:5000" */
+    int http_threads;                /* http.threads: event-loop threads, 0 = one per core */
+    char *http_tls_certificate;      /* http.tls.certificate: PEM path or NULL */
+    char *http_tls_key;              /* http.tls.key: PEM path or NULL */
+    uint64_t http_timeout_ms;        /* http.timeout: whole-request timeout (HTTP/1) and idle timeout */
+    uint64_t http_maxchunksize;      /* http.maxchunksize: largest request body accepted */
+    char *http_bodybufferdir;        /* http.bodybufferdir: where large bodies are buffered */
+    uint64_t http_shutdowntimeout_ms;/* http.shutdowntimeout: bound on in-flight requests at exit */
+    int http_h2_maxconcurrentstreams;/* http.http2.maxconcurrentstreams */
+
+    /* storage */
+    char *storage_driver;            /* "filesystem" (the key under storage:) */
+    char *storage_fs_root;           /* storage.filesystem.rootdirectory, default "./data" */
+    berth_sync_mode_t storage_fs_sync; /* storage.filesystem.sync: always|commit|none */
+    int storage_workers;             /* storage.workers: worker threads, 0 = 4 per core */
+
+    /* uploads */
+    uint64_t uploads_ttl_s;          /* uploads.ttl: idle time before a session is purged, default 7d */
+    uint64_t uploads_purgeinterval_s;/* uploads.purgeinterval: how often to look, default 1h */
+
+    /* log */
+    berth_log_level_t log_level;     /* log.level: error|warn|info|debug */
+    char *log_accesslog;             /* log.accesslog: path, "-" for stdout, "" to disable */
+} berth_config_t;
+
+/* Fills *cfg with every default (nothing to free but what berth_config_clear
+ * frees). */
+void berth_config_defaults(berth_config_t *cfg);
+
+/* Loads `path` over the defaults. BERTH_EINVALID for an unknown key, a bad
+ * value, a duplicate key or malformed YAML, with a message naming the file,
+ * line and key ("config.yaml:12: http.threads: expected an integer 0..1024");
+ * BERTH_ENOTFOUND / BERTH_EIO when the file cannot be read. On failure *cfg
+ * still holds only owned, freeable values. */
+int berth_config_load(berth_config_t *cfg, const char *path);
+
+/* The same from a string (tests). `name` is used in messages. */
+int berth_config_load_string(berth_config_t *cfg, const char *name, const char *yaml, size_t len);
+
+void berth_config_clear(berth_config_t *cfg);
+
+/* Parses "1GiB", "16MiB", "512KiB", "4096", "10MB" etc. into bytes. */
+int berth_parse_size(const char *s, uint64_t *out);
+
+/* Parses "7d", "168h", "90m", "30s", "500ms", or plain seconds "30", into
+ * milliseconds. */
+int berth_parse_duration_ms(const char *s, uint64_t *out);
+
+#endif

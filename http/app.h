@@ -1,0 +1,29 @@
+/*
+ * What every route handler shares: the configuration and the session
+ * engine, plus the per-loop-thread state it reaches through the request.
+ */
+#ifndef BERTH_HTTP_APP_H
+#define BERTH_HTTP_APP_H
+
+#include <h2o.h>
+
+#include "core/config.h"
+#include "core/session.h"
+#include "http/task.h"
+
+typedef struct berth_http_app {
+    const berth_config_t *cfg;
+    berth_engine_t *engine;
+} berth_http_app_t;
+
+/* The loop thread state of the context the request arrived on. */
+static inline berth_http_loop_t *berth_http_loop_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(berth_http_loop_t, ctx, req->conn->ctx);
+}
+
+/* Routes /v2/...; returns 0 when it answered (now or later), -1 when the
+ * path is not its own. */
+int berth_oci_handle(berth_http_app_t *app, h2o_req_t *req);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * The storage vtable: how the session engine stores bytes, session records,
+ * blobs and repository links, whatever the backend.
+ *
+ * A backend is a struct whose first member is a berth_storage_t (`super`),
+ * its own state following. The core never calls through these pointers
+ * directly: it uses the berth_storage_*() wrappers below, which check the
+ * contract and are the one place where tests inject faults.
+ *
+ * Methods are only ever appended; each group is marked with the version that
+ * added it, and `version` says which groups a backend fills in.
+ *
+ * Every method returns 0 or a code from core/error.h and sets the thread's
+ * last error on failure. Methods are called from worker threads, several at
+ * a time: a backend must be thread-safe. The engine guarantees that at most
+ * one upload_write/upload_commit/upload_remove runs per session at a time.
+ *
+ * Identifiers reaching a backend are validated by the engine first:
+ * ids by berth_id_valid, digests by berth_digest_valid, repositories by
+ * berth_name_valid.
+ */
+#ifndef BERTH_STORAGE_STORAGE_H
+#define BERTH_STORAGE_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/record.h"
+
+#define BERTH_STORAGE_VERSION 1
+
+typedef struct berth_storage berth_storage_t;
+
+/* Called by list methods for each entry; a non-zero return stops the walk
+ * and is returned by the list method. */
+typedef int (*berth_storage_list_cb)(void *ctx, const char *id);
+
+struct berth_storage {
+    int version;      /* BERTH_STORAGE_VERSION the backend implements */
+    const char *name; /* "filesystem", "s3" */
+
+    /* --- version 1 --- */
+
+    /* Frees the backend and everything it holds. Must accept a backend whose
+     * constructor failed half way. */
+    void (*free)(berth_storage_t *b);
+
+    /* Session records: opaque bytes (core/record.c encodes them).
+     * record_get: malloc'd copy into *buf (caller frees); BERTH_ENOTFOUND.
+     * record_put: creates or atomically replaces the record: a reader (or a
+     *   restart after kill -9) sees either the old or the new one, whole.
+     * record_list: calls cb with the id of every stored record. */
+    int (*record_get)(berth_storage_t *b, const char *id, char **buf, size_t *len);
+    int (*record_put)(berth_storage_t *b, const char *id, const char *buf, size_t len);
+    int (*record_list)(berth_storage_t *b, berth_storage_list_cb cb, void *ctx);
+
+    /* Session data.
+     * upload_create: makes room for a new session's bytes; may set
+     *   rec->backend. Called before the first record_put.
+     * upload_write: stores len bytes at byte `offset` of the session (for
+     *   part sessions, offset = (n-1) * part_size). When it returns 0 the
+     *   bytes are stored as durably as the backend's sync policy promises;
+     *   it may update rec->backend, which the engine then saves.
+     * upload_commit: makes bytes [0, rec->offset) of the session the blob
+     *   `digest` (already verified by the engine); if that blob exists the
+     *   session's bytes are dropped instead. Afterwards the session's data
+     *   is gone; its record is removed by the engine.
+     * upload_remove: frees the session's data and its record; `rec` may be
+     *   NULL when the record is unreadable. BERTH_ENOTFOUND if nothing was
+     *   there. */
+    int (*upload_create)(berth_storage_t *b, berth_record_t *rec);
+    int (*upload_write)(berth_storage_t *b, berth_record_t *rec, uint64_t offset, const void *buf, size_t len);
+    int (*upload_commit)(berth_storage_t *b, berth_record_t *rec, const char *digest);
+    int (*upload_remove)(berth_storage_t *b, const char *id, berth_record_t *rec);
+
+    /* Content-addressed blobs.
+     * blob_stat: BERTH_ENOTFOUND if absent.
+     * blob_read: up to len bytes from `offset` into buf, *got set (0 at end).
+     * blob_remove: BERTH_ENOTFOUND if absent. */
+    int (*blob_stat)(berth_storage_t *b, const char *digest, uint64_t *size);
+    int (*blob_read)(berth_storage_t *b, const char *digest, uint64_t offset, void *buf, size_t len, size_t *got);
+    int (*blob_remove)(berth_storage_t *b, const char *digest);
+
+    /* Repository links: which repositories may see which blobs.
+     * link_put is idempotent; link_get answers 0 or BERTH_ENOTFOUND. */
+    int (*link_put)(berth_storage_t *b, const char *repo, const char *digest);
+    int (*link_get)(berth_storage_t *b, const char *repo, const char *digest);
+    int (*link_remove)(berth_storage_t *b, const char *repo, const char *digest);
+};
+
+/* Creates the backend named by cfg->storage_driver with the options of its
+ * config section. BERTH_EINVALID for an unknown driver. */
+int berth_storage_open(berth_storage_t **out, const berth_config_t *cfg);
+
+/* NULL-safe. */
+void berth_storage_free(berth_storage_t *b);
+
+/* The wrappers the engine calls; each checks its arguments, then calls the
+ * backend. See the methods above for contracts. */
+int berth_storage_record_get(berth_storage_t *b, const char *id, char **buf, size_t *len);
+int berth_storage_record_put(berth_storage_t *b, const char *id, const char *buf, size_t len);
+int berth_storage_record_list(berth_storage_t *b, berth_storage_list_cb cb, void *ctx);
+int berth_storage_upload_create(berth_storage_t *b, berth_record_t *rec);
+int berth_storage_upload_write(berth_storage_t *b, berth_record_t *rec, uint64_t offset, const void *buf, size_t len);
+int berth_storage_upload_commit(berth_storage_t *b, berth_record_t *rec, const char *digest);
+int berth_storage_upload_remove(berth_storage_t *b, const char *id, berth_record_t *rec);
+int berth_storage_blob_stat(berth_storage_t *b, const char *digest, uint64_t *size);
+int berth_storage_blob_read(berth_storage_t *b, const char *digest, uint64_t offset, void *buf, size_t len, size_t *got);
+int berth_storage_blob_remove(berth_storage_t *b, const char *digest);
+int berth_storage_link_put(berth_storage_t *b, const char *repo, const char *digest);
+int berth_storage_link_get(berth_storage_t *b, const char *repo, const char *digest);
+int berth_storage_link_remove(berth_storage_t *b, const char *repo, const char *digest);
+
+/* Fault injection for tests: when the environment variable
+ * BERTH_FAULT="<method>:<code>[:<count>]" is set at startup (for example
+ * "upload_write:-6:1" or "record_put:-11"), the wrapper of <method> fails
+ * with <code> instead of calling the backend, <count> times (default:
+ * always). Read once by berth_storage_open. */
+void berth_storage_fault_reset(const char *spec);
+
+#endif
