@@ -13,7 +13,12 @@ void berth_http_header(h2o_req_t *req, const char *name, const char *value)
     size_t nlen = strlen(name), vlen = strlen(value);
     h2o_iovec_t n = h2o_strdup(&req->pool, name, nlen);
     h2o_iovec_t v = h2o_strdup(&req->pool, value, vlen);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
+
+    /* HTTP/2 requires lowercase field names (a peer answers anything else
+     * with PROTOCOL_ERROR); HTTP/1 shows the original spelling. */
+    h2o_strtolower(n.base, n.len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, h2o_strdup(&req->pool, name, nlen).base,
+                          v.base, v.len);
 }
 
 void berth_http_headerf(h2o_req_t *req, const char *name, const char *fmt, ...)

@@ -68,7 +68,8 @@ static struct {
     int listen_fd;
     int nloops;
     server__loop_t *loops;
-    atomic_int ready; /* loops that can take a shutdown message */
+    atomic_int ready;   /* loops that can take a shutdown message */
+    atomic_int stopped; /* loops that have drained */
 } server;
 
 static int server__on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -165,6 +166,12 @@ static void *server__loop_main(void *arg)
             break;
     }
     h2o_multithread_unregister_receiver(loop->super.ctx.queue, &loop->shutdown_receiver);
+    atomic_fetch_add(&server.stopped, 1);
+    /* Park instead of exiting: h2o keeps per-thread allocation caches in
+     * thread-local storage, which a thread exit would orphan; the process
+     * exits from the main thread. */
+    for (;;)
+        pause();
     return NULL;
 }
 
@@ -373,8 +380,8 @@ int berth_server_run(const berth_config_t *cfg)
 
     for (int i = 0; i < server.nloops; i++)
         h2o_multithread_send_message(&server.loops[i].shutdown_receiver, &server.loops[i].shutdown_msg);
-    for (int i = 0; i < server.nloops; i++)
-        pthread_join(server.loops[i].tid, NULL);
+    while (atomic_load(&server.stopped) < server.nloops)
+        usleep(1000);
     rc = 0;
 
 done:
