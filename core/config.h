@@ -9,6 +9,7 @@
 #ifndef BERTH_CORE_CONFIG_H
 #define BERTH_CORE_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum berth_sync_mode {

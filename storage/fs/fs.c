@@ -1,0 +1,681 @@
+/*
+ * The filesystem backend (layout in fs.h).
+ *
+ * Every path is resolved relative to a descriptor of the root opened once,
+ * so the backend keeps working if the root is renamed, and holds no mutable
+ * state at all: concurrent calls only ever meet in the filesystem, where
+ * creation races are settled by EEXIST and rename.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "storage/fs/fs.h"
+
+#define FS__PATH_MAX 1024
+#define FS__SHA256_PREFIX "sha256:"
+#define FS__SHA256_PREFIX_LEN 7
+
+typedef struct berth_fs {
+    berth_storage_t super;
+    char *root;
+    int rootfd;
+    berth_sync_mode_t sync;
+} berth_fs_t;
+
+/* Unique suffixes for temporary files within this process; the tid and pid
+ * in the name make them unique across processes sharing a root. */
+static unsigned long fs__tmp_counter;
+
+static berth_fs_t *fs__of(berth_storage_t *b)
+{
+    return (berth_fs_t *)b;
+}
+
+static int fs__errno(int err, const char *op, const char *path)
+{
+    switch (err) {
+    case ENOENT:
+        return berth_error_set(BERTH_ENOTFOUND, "%s %s: %s", op, path, strerror(err));
+    case ENOSPC:
+    case EDQUOT:
+        return berth_error_set(BERTH_ENOSPACE, "%s %s: %s", op, path, strerror(err));
+    case ENOMEM:
+        return berth_error_set(BERTH_ERR, "%s %s: %s", op, path, strerror(err));
+    default:
+        return berth_error_set(BERTH_EIO, "%s %s: %s", op, path, strerror(err));
+    }
+}
+
+static int fs__path(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fs__path(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, FS__PATH_MAX, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= FS__PATH_MAX)
+        return berth_error_set(BERTH_EINVALID, "storage path too long");
+    return 0;
+}
+
+/* The 64 hex digits of a validated "sha256:<hex>" digest. */
+static const char *fs__hex(const char *digest)
+{
+    return digest + FS__SHA256_PREFIX_LEN;
+}
+
+/* mkdir -p of a path relative to the root. Concurrent creators race
+ * harmlessly: EEXIST is success. */
+static int fs__mkdirs(berth_fs_t *fs, const char *rel)
+{
+    char tmp[FS__PATH_MAX];
+    size_t len = strlen(rel);
+
+    if (len >= sizeof(tmp))
+        return berth_error_set(BERTH_EINVALID, "storage path too long");
+    memcpy(tmp, rel, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0')
+            continue;
+        tmp[i] = '\0';
+        if (mkdirat(fs->rootfd, tmp, 0755) < 0 && errno != EEXIST)
+            return fs__errno(errno, "mkdir", tmp);
+        if (i < len)
+            tmp[i] = '/';
+    }
+    return 0;
+}
+
+/* fsync of a directory relative to the root, so a rename into it survives
+ * power loss. */
+static int fs__sync_dir(berth_fs_t *fs, const char *rel)
+{
+    int fd, err = 0;
+
+    if ((fd = openat(fs->rootfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return fs__errno(errno, "open", rel);
+    if (fsync(fd) < 0)
+        err = fs__errno(errno, "fsync", rel);
+    close(fd);
+    return err;
+}
+
+static int fs__write_all(int fd, const void *buf, size_t len, uint64_t offset, const char *path)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fs__errno(errno, "write", path);
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Writes buf as file `dir`/`name` atomically: a unique temporary file in the
+ * same directory, fsync'd if `durable`, renamed over the target, and the
+ * directory fsync'd if `durable`. A reader sees the old file or the new one,
+ * never a part. */
+static int fs__replace_file(berth_fs_t *fs, const char *dir, const char *name, const void *buf, size_t len, int durable)
+{
+    char tmp[FS__PATH_MAX], dst[FS__PATH_MAX];
+    int fd = -1, err;
+
+    tmp[0] = '\0';
+    if ((err = fs__path(dst, "%s/%s", dir, name)) < 0)
+        goto done;
+    if ((err = fs__path(tmp, "%s/%s.tmp.%ld.%ld.%lu", dir, name, (long)getpid(), (long)gettid(),
+                        __atomic_add_fetch(&fs__tmp_counter, 1, __ATOMIC_RELAXED))) < 0)
+        goto done;
+    if ((fd = openat(fs->rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+        err = fs__errno(errno, "create", tmp);
+        goto done;
+    }
+    if ((err = fs__write_all(fd, buf, len, 0, tmp)) < 0)
+        goto done;
+    if (durable && fsync(fd) < 0) {
+        err = fs__errno(errno, "fsync", tmp);
+        goto done;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        err = fs__errno(errno, "close", tmp);
+        goto done;
+    }
+    fd = -1;
+    if (renameat(fs->rootfd, tmp, fs->rootfd, dst) < 0) {
+        err = fs__errno(errno, "rename", tmp);
+        goto done;
+    }
+    tmp[0] = '\0'; /* renamed: nothing left to clean up */
+    if (durable)
+        err = fs__sync_dir(fs, dir);
+
+done:
+    if (fd >= 0)
+        close(fd);
+    if (err < 0 && tmp[0] != '\0')
+        unlinkat(fs->rootfd, tmp, 0);
+    return err;
+}
+
+/* ---- records ------------------------------------------------------------- */
+
+static int fs__record_get(berth_storage_t *b, const char *id, char **buf, size_t *len)
+{
+    berth_fs_t *fs = fs__of(b);
+    char path[FS__PATH_MAX];
+    char *data = NULL;
+    struct stat st;
+    size_t got = 0;
+    int fd = -1, err;
+
+    if ((err = fs__path(path, "uploads/%s/record.json", id)) < 0)
+        goto done;
+    if ((fd = openat(fs->rootfd, path, O_RDONLY | O_CLOEXEC)) < 0) {
+        err = fs__errno(errno, "open", path);
+        goto done;
+    }
+    if (fstat(fd, &st) < 0) {
+        err = fs__errno(errno, "stat", path);
+        goto done;
+    }
+    /* Records are small; a huge one is corrupt, not something to slurp. */
+    if (st.st_size > 16 * 1024 * 1024) {
+        err = berth_error_set(BERTH_EINVALID, "%s: record too large (%lld bytes)", path, (long long)st.st_size);
+        goto done;
+    }
+    if ((data = malloc((size_t)st.st_size + 1)) == NULL) {
+        err = berth_error_set(BERTH_ERR, "out of memory");
+        goto done;
+    }
+    /* The file is never written in place (only renamed over), so its size
+     * cannot change under us. */
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, data + got, (size_t)st.st_size - got, (off_t)got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = fs__errno(errno, "read", path);
+            goto done;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    data[got] = '\0';
+    *buf = data;
+    *len = got;
+    data = NULL;
+
+done:
+    if (fd >= 0)
+        close(fd);
+    free(data);
+    return err;
+}
+
+static int fs__record_put(berth_storage_t *b, const char *id, const char *buf, size_t len)
+{
+    berth_fs_t *fs = fs__of(b);
+    char dir[FS__PATH_MAX];
+    int err;
+
+    if ((err = fs__path(dir, "uploads/%s", id)) < 0)
+        return err;
+    if ((err = fs__mkdirs(fs, dir)) < 0)
+        return err;
+    return fs__replace_file(fs, dir, "record.json", buf, len, fs->sync == BERTH_SYNC_ALWAYS);
+}
+
+static int fs__record_list(berth_storage_t *b, berth_storage_list_cb cb, void *ctx)
+{
+    berth_fs_t *fs = fs__of(b);
+    struct dirent *de;
+    DIR *dir = NULL;
+    int fd, err = 0;
+
+    if ((fd = openat(fs->rootfd, "uploads", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return fs__errno(errno, "open", "uploads");
+    }
+    if ((dir = fdopendir(fd)) == NULL) {
+        err = fs__errno(errno, "opendir", "uploads");
+        close(fd);
+        goto done;
+    }
+    /* A directory without a valid session id name is not ours; skip it
+     * rather than hand a path-like name to the engine. */
+    errno = 0;
+    while ((de = readdir(dir)) != NULL) {
+        if (berth_id_valid(de->d_name, strlen(de->d_name)) && (err = cb(ctx, de->d_name)) != 0)
+            goto done;
+        errno = 0;
+    }
+    if (errno != 0)
+        err = fs__errno(errno, "readdir", "uploads");
+
+done:
+    if (dir != NULL)
+        closedir(dir);
+    return err;
+}
+
+/* ---- uploads ------------------------------------------------------------- */
+
+static int fs__upload_create(berth_storage_t *b, berth_record_t *rec)
+{
+    berth_fs_t *fs = fs__of(b);
+    char dir[FS__PATH_MAX], path[FS__PATH_MAX];
+    int fd = -1, err;
+
+    if ((err = fs__path(dir, "uploads/%s", rec->id)) < 0 || (err = fs__path(path, "uploads/%s/data", rec->id)) < 0)
+        goto done;
+    if ((err = fs__mkdirs(fs, dir)) < 0)
+        goto done;
+    /* The data file exists from the start, so that upload_write never
+     * creates it: a write to a session whose data is gone (committed, or
+     * removed) fails instead of silently starting a file full of holes. */
+    if ((fd = openat(fs->rootfd, path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+        err = fs__errno(errno, "create", path);
+        goto done;
+    }
+    if (fs->sync == BERTH_SYNC_ALWAYS && (err = fs__sync_dir(fs, dir)) < 0)
+        goto done;
+
+done:
+    if (fd >= 0)
+        close(fd);
+    return err;
+}
+
+static int fs__upload_write(berth_storage_t *b, berth_record_t *rec, uint64_t offset, const void *buf, size_t len)
+{
+    berth_fs_t *fs = fs__of(b);
+    char path[FS__PATH_MAX];
+    int fd = -1, err;
+
+    if ((err = fs__path(path, "uploads/%s/data", rec->id)) < 0)
+        goto done;
+    if (offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - offset) {
+        err = berth_error_set(BERTH_ERANGE, "write %s: offset out of range", path);
+        goto done;
+    }
+    if ((fd = openat(fs->rootfd, path, O_WRONLY | O_CLOEXEC)) < 0) {
+        err = fs__errno(errno, "open", path);
+        goto done;
+    }
+    if ((err = fs__write_all(fd, buf, len, offset, path)) < 0)
+        goto done;
+    if (fs->sync == BERTH_SYNC_ALWAYS && fdatasync(fd) < 0) {
+        err = fs__errno(errno, "fsync", path);
+        goto done;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        err = fs__errno(errno, "close", path);
+        goto done;
+    }
+    fd = -1;
+
+done:
+    if (fd >= 0)
+        close(fd);
+    return err;
+}
+
+static int fs__upload_commit(berth_storage_t *b, berth_record_t *rec, const char *digest)
+{
+    berth_fs_t *fs = fs__of(b);
+    char src[FS__PATH_MAX], dir[FS__PATH_MAX], dst[FS__PATH_MAX];
+    const char *hex = fs__hex(digest);
+    int durable = fs->sync != BERTH_SYNC_NONE;
+    struct stat st;
+    int fd = -1, err;
+
+    if ((err = fs__path(src, "uploads/%s/data", rec->id)) < 0 ||
+        (err = fs__path(dir, "blobs/sha256/%.2s/%s", hex, hex)) < 0 || (err = fs__path(dst, "%s/data", dir)) < 0)
+        goto done;
+    if ((fd = openat(fs->rootfd, src, O_WRONLY | O_CLOEXEC)) < 0) {
+        err = fs__errno(errno, "open", src);
+        goto done;
+    }
+    if (fstat(fd, &st) < 0) {
+        err = fs__errno(errno, "stat", src);
+        goto done;
+    }
+    /* Extending the file would invent zero bytes the digest was never
+     * computed over; the record must not claim bytes the data lacks. */
+    if ((uint64_t)st.st_size < rec->offset) {
+        err = berth_error_set(BERTH_EIO, "commit %s: data holds %lld bytes, record claims %llu", src,
+                              (long long)st.st_size, (unsigned long long)rec->offset);
+        goto done;
+    }
+    /* A crash (or a failed record write) between storing a chunk and saving
+     * the record leaves bytes past the offset that no record claims. */
+    if ((uint64_t)st.st_size > rec->offset && ftruncate(fd, (off_t)rec->offset) < 0) {
+        err = fs__errno(errno, "truncate", src);
+        goto done;
+    }
+    if (durable && fsync(fd) < 0) {
+        err = fs__errno(errno, "fsync", src);
+        goto done;
+    }
+    close(fd);
+    fd = -1;
+
+    if ((err = fs__mkdirs(fs, dir)) < 0)
+        goto done;
+    /* RENAME_NOREPLACE settles a race between two sessions committing the
+     * same content: the first blob stays, the second copy is dropped. */
+    if (renameat2(fs->rootfd, src, fs->rootfd, dst, RENAME_NOREPLACE) < 0) {
+        if (errno == EEXIST) {
+            if (unlinkat(fs->rootfd, src, 0) < 0 && errno != ENOENT) {
+                err = fs__errno(errno, "unlink", src);
+                goto done;
+            }
+        } else if (errno == EINVAL || errno == ENOSYS) {
+            /* Filesystems without RENAME_NOREPLACE: a check then a rename.
+             * Losing the race replaces a blob with identical bytes. */
+            if (fstatat(fs->rootfd, dst, &st, 0) == 0) {
+                unlinkat(fs->rootfd, src, 0);
+            } else if (renameat(fs->rootfd, src, fs->rootfd, dst) < 0) {
+                err = fs__errno(errno, "rename", src);
+                goto done;
+            }
+        } else {
+            err = fs__errno(errno, "rename", src);
+            goto done;
+        }
+    }
+    /* The new entry, and the directories a first commit under a prefix
+     * created, must reach the disk before the client is told 201. */
+    if (durable) {
+        char parent[FS__PATH_MAX];
+        if ((err = fs__sync_dir(fs, dir)) < 0 || (err = fs__path(parent, "blobs/sha256/%.2s", hex)) < 0 ||
+            (err = fs__sync_dir(fs, parent)) < 0 || (err = fs__sync_dir(fs, "blobs/sha256")) < 0)
+            goto done;
+    }
+
+done:
+    if (fd >= 0)
+        close(fd);
+    return err;
+}
+
+static int fs__upload_remove(berth_storage_t *b, const char *id, berth_record_t *rec)
+{
+    berth_fs_t *fs = fs__of(b);
+    char path[FS__PATH_MAX];
+    struct dirent *de;
+    DIR *dir = NULL;
+    int fd, err = 0;
+
+    if ((err = fs__path(path, "uploads/%s", id)) < 0)
+        return err;
+    if ((fd = openat(fs->rootfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return fs__errno(errno, "open", path);
+    if ((dir = fdopendir(fd)) == NULL) {
+        err = fs__errno(errno, "opendir", path);
+        close(fd);
+        goto done;
+    }
+    /* Everything in an upload directory is ours: data, record.json and the
+     * temporary files a crash may have left. There are no subdirectories. */
+    while ((de = readdir(dir)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(dir), de->d_name, 0) < 0 && errno != ENOENT) {
+            err = fs__errno(errno, "unlink", de->d_name);
+            goto done;
+        }
+    }
+    if (unlinkat(fs->rootfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        err = fs__errno(errno, "rmdir", path);
+
+done:
+    if (dir != NULL)
+        closedir(dir);
+    return err;
+}
+
+/* ---- blobs --------------------------------------------------------------- */
+
+static int fs__blob_path(char *out, const char *digest)
+{
+    const char *hex = fs__hex(digest);
+    return fs__path(out, "blobs/sha256/%.2s/%s/data", hex, hex);
+}
+
+static int fs__blob_stat(berth_storage_t *b, const char *digest, uint64_t *size)
+{
+    berth_fs_t *fs = fs__of(b);
+    char path[FS__PATH_MAX];
+    struct stat st;
+    int err;
+
+    if ((err = fs__blob_path(path, digest)) < 0)
+        return err;
+    if (fstatat(fs->rootfd, path, &st, 0) < 0)
+        return fs__errno(errno, "stat", path);
+    if (!S_ISREG(st.st_mode))
+        return berth_error_set(BERTH_EIO, "stat %s: not a regular file", path);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+static int fs__blob_read(berth_storage_t *b, const char *digest, uint64_t offset, void *buf, size_t len, size_t *got)
+{
+    berth_fs_t *fs = fs__of(b);
+    char path[FS__PATH_MAX];
+    char *p = buf;
+    size_t total = 0;
+    int fd = -1, err;
+
+    *got = 0;
+    if ((err = fs__blob_path(path, digest)) < 0)
+        goto done;
+    if ((fd = openat(fs->rootfd, path, O_RDONLY | O_CLOEXEC)) < 0) {
+        err = fs__errno(errno, "open", path);
+        goto done;
+    }
+    if (offset > (uint64_t)INT64_MAX)
+        goto done; /* past any possible end */
+    while (total < len) {
+        ssize_t n = pread(fd, p + total, len - total, (off_t)(offset + total));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = fs__errno(errno, "read", path);
+            goto done;
+        }
+        if (n == 0)
+            break;
+        total += (size_t)n;
+    }
+    *got = total;
+
+done:
+    if (fd >= 0)
+        close(fd);
+    return err;
+}
+
+static int fs__blob_remove(berth_storage_t *b, const char *digest)
+{
+    berth_fs_t *fs = fs__of(b);
+    char path[FS__PATH_MAX];
+    int err;
+
+    /* The blob's directories stay: removing them would race with a commit
+     * of the same digest creating them. */
+    if ((err = fs__blob_path(path, digest)) < 0)
+        return err;
+    if (unlinkat(fs->rootfd, path, 0) < 0)
+        return fs__errno(errno, "unlink", path);
+    return 0;
+}
+
+/* ---- links --------------------------------------------------------------- */
+
+static int fs__link_dir(char *out, const char *repo, const char *digest)
+{
+    return fs__path(out, "repositories/%s/_layers/sha256/%s", repo, fs__hex(digest));
+}
+
+static int fs__link_put(berth_storage_t *b, const char *repo, const char *digest)
+{
+    berth_fs_t *fs = fs__of(b);
+    char dir[FS__PATH_MAX], body[BERTH_DIGEST_LEN + 1];
+    int n, err;
+
+    if ((err = fs__link_dir(dir, repo, digest)) < 0)
+        return err;
+    if ((err = fs__mkdirs(fs, dir)) < 0)
+        return err;
+    n = snprintf(body, sizeof(body), "%s\n", digest);
+    /* Replacing an existing link with the same text keeps link_put
+     * idempotent without a check-then-write race. */
+    return fs__replace_file(fs, dir, "link", body, (size_t)n, fs->sync != BERTH_SYNC_NONE);
+}
+
+static int fs__link_get(berth_storage_t *b, const char *repo, const char *digest)
+{
+    berth_fs_t *fs = fs__of(b);
+    char dir[FS__PATH_MAX], path[FS__PATH_MAX];
+    struct stat st;
+    int err;
+
+    if ((err = fs__link_dir(dir, repo, digest)) < 0 || (err = fs__path(path, "%s/link", dir)) < 0)
+        return err;
+    if (fstatat(fs->rootfd, path, &st, 0) < 0)
+        return fs__errno(errno, "stat", path);
+    return 0;
+}
+
+static int fs__link_remove(berth_storage_t *b, const char *repo, const char *digest)
+{
+    berth_fs_t *fs = fs__of(b);
+    char dir[FS__PATH_MAX], path[FS__PATH_MAX];
+    int err;
+
+    if ((err = fs__link_dir(dir, repo, digest)) < 0 || (err = fs__path(path, "%s/link", dir)) < 0)
+        return err;
+    if (unlinkat(fs->rootfd, path, 0) < 0)
+        return fs__errno(errno, "unlink", path);
+    /* Best effort: the empty directory is harmless if a concurrent link_put
+     * got there first. */
+    unlinkat(fs->rootfd, dir, AT_REMOVEDIR);
+    return 0;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void fs__free(berth_storage_t *b)
+{
+    berth_fs_t *fs = fs__of(b);
+
+    if (fs == NULL)
+        return;
+    if (fs->rootfd >= 0)
+        close(fs->rootfd);
+    free(fs->root);
+    free(fs);
+}
+
+/* mkdir -p of the root itself, which may be absolute or relative to the
+ * working directory. */
+static int fs__mkdirs_root(const char *root)
+{
+    char tmp[PATH_MAX];
+    size_t len = strlen(root);
+
+    if (len == 0 || len >= sizeof(tmp))
+        return berth_error_set(BERTH_EINVALID, "storage root \"%s\": bad path", root);
+    memcpy(tmp, root, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0')
+            continue;
+        tmp[i] = '\0';
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            return fs__errno(errno, "mkdir", tmp);
+        if (i < len)
+            tmp[i] = '/';
+    }
+    return 0;
+}
+
+int berth_storage_fs_new(berth_storage_t **out, const berth_fs_options_t *o)
+{
+    static const char *const dirs[] = {"uploads", "blobs/sha256", "repositories"};
+    berth_fs_t *fs = NULL;
+    int err;
+
+    if (out == NULL)
+        return berth_error_set(BERTH_EINVALID, "fs_new: missing argument");
+    *out = NULL;
+    if (o == NULL || o->root == NULL)
+        return berth_error_set(BERTH_EINVALID, "storage.filesystem.rootdirectory is not set");
+    if ((fs = calloc(1, sizeof(*fs))) == NULL)
+        return berth_error_set(BERTH_ERR, "out of memory");
+    fs->rootfd = -1;
+    fs->super.version = BERTH_STORAGE_VERSION;
+    fs->super.name = "filesystem";
+    fs->super.free = fs__free;
+    fs->super.record_get = fs__record_get;
+    fs->super.record_put = fs__record_put;
+    fs->super.record_list = fs__record_list;
+    fs->super.upload_create = fs__upload_create;
+    fs->super.upload_write = fs__upload_write;
+    fs->super.upload_commit = fs__upload_commit;
+    fs->super.upload_remove = fs__upload_remove;
+    fs->super.blob_stat = fs__blob_stat;
+    fs->super.blob_read = fs__blob_read;
+    fs->super.blob_remove = fs__blob_remove;
+    fs->super.link_put = fs__link_put;
+    fs->super.link_get = fs__link_get;
+    fs->super.link_remove = fs__link_remove;
+    fs->sync = o->sync;
+
+    if ((fs->root = strdup(o->root)) == NULL) {
+        err = berth_error_set(BERTH_ERR, "out of memory");
+        goto done;
+    }
+    if ((err = fs__mkdirs_root(fs->root)) < 0)
+        goto done;
+    if ((fs->rootfd = open(fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        err = fs__errno(errno, "open", fs->root);
+        goto done;
+    }
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        if ((err = fs__mkdirs(fs, dirs[i])) < 0)
+            goto done;
+    }
+    *out = &fs->super;
+    fs = NULL;
+
+done:
+    if (fs != NULL)
+        fs__free(&fs->super);
+    return err;
+}
