@@ -103,10 +103,25 @@ int berth_digest_wellformed(const char *digest, size_t len)
     /* encoded := [a-zA-Z0-9=_-]+ */
     if (i == len)
         return 0;
+    size_t enc = i;
     for (; i < len; i++) {
         char c = digest[i];
         if (!validate__alnum(c) && c != '=' && c != '_' && c != '-')
             return 0;
+    }
+    /* The registered algorithms fix their encoding: lowercase hex of the
+     * hash's length. "sha256:ABC" is malformed, not merely unsupported. */
+    size_t hexlen = 0;
+    if (enc == 7 && memcmp(digest, "sha256:", 7) == 0)
+        hexlen = 64;
+    else if (enc == 7 && memcmp(digest, "sha512:", 7) == 0)
+        hexlen = 128;
+    if (hexlen != 0) {
+        if (len - enc != hexlen)
+            return 0;
+        for (i = enc; i < len; i++)
+            if (!validate__lower_hex(digest[i]))
+                return 0;
     }
     return 1;
 }

@@ -22,7 +22,10 @@ int berth_name_valid(const char *name, size_t len);
 int berth_digest_valid(const char *digest, size_t len);
 
 /* 1 if digest has the spec's general digest grammar
- * (algorithm ":" encoded) even if berth does not support the algorithm. */
+ * (algorithm ":" encoded) even if berth does not support the algorithm; the
+ * registered algorithms sha256 and sha512 must have their exact lowercase hex
+ * encoding. Malformed digests are DIGEST_INVALID, well-formed ones of another
+ * algorithm simply name no stored blob. */
 int berth_digest_wellformed(const char *digest, size_t len);
 
 /* 1 if id is a session id as berth_id_generate writes them (lowercase). */

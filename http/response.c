@@ -86,8 +86,7 @@ void berth_http_send_json(h2o_req_t *req, int status, const char *reason, json_t
 void berth_http_send_oci_error(h2o_req_t *req, int status, const char *code, const char *message, json_t *detail)
 {
     json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message != NULL ? message : "");
-    if (detail != NULL)
-        json_object_set_new(err, "detail", detail);
+    json_object_set_new(err, "detail", detail != NULL ? detail : json_object());
     berth_http_send_json(req, status, NULL, json_pack("{s:[o]}", "errors", err));
 }
 
@@ -97,25 +96,28 @@ void berth_http_send_engine_error(h2o_req_t *req, int rc, const char *notfound_c
     int status;
     const char *code;
     const char *fallback;
+    int client_fault = 0; /* the engine's message describes the request */
 
     switch (rc) {
     case BERTH_ENOTFOUND:
         status = 404, code = notfound_code, fallback = "not found";
         break;
     case BERTH_EINVALID:
-        status = 400, code = invalid_code, fallback = "invalid request";
+        status = 400, code = invalid_code, fallback = "invalid request", client_fault = 1;
         break;
     case BERTH_ERANGE:
         status = 416, code = "BLOB_UPLOAD_INVALID", fallback = "range does not start at the upload's offset";
+        client_fault = 1;
         break;
     case BERTH_EDIGEST:
         status = 400, code = "DIGEST_INVALID", fallback = "provided digest did not match uploaded content";
+        client_fault = 1;
         break;
     case BERTH_ETOOLARGE:
-        status = 413, code = "SIZE_INVALID", fallback = "content too large";
+        status = 413, code = "SIZE_INVALID", fallback = "content too large", client_fault = 1;
         break;
     case BERTH_EBUSY:
-        status = 429, code = "TOOMANYREQUESTS", fallback = "resource busy, retry";
+        status = 409, code = "BLOB_UPLOAD_INVALID", fallback = "upload is busy with another request, retry";
         break;
     case BERTH_EUNAVAILABLE:
         status = 503, code = "UNAVAILABLE", fallback = "storage unavailable, retry later";
@@ -127,5 +129,9 @@ void berth_http_send_engine_error(h2o_req_t *req, int rc, const char *notfound_c
         status = 500, code = "UNKNOWN", fallback = "internal storage error";
         break;
     }
-    berth_http_send_oci_error(req, status, code, message != NULL && *message != '\0' ? message : fallback, NULL);
+    /* Storage messages name files and keys: they go to the error log, the
+     * client gets the fixed text of the code. */
+    if (!client_fault || message == NULL || *message == '\0')
+        message = fallback;
+    berth_http_send_oci_error(req, status, code, message, NULL);
 }

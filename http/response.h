@@ -26,7 +26,8 @@ void berth_http_send_oci_error(h2o_req_t *req, int status, const char *code, con
 /* Sends the OCI error for a failed engine call `rc` (a code from
  * core/error.h): ENOTFOUND answers 404 with `notfound_code`, EINVALID 400 with
  * `invalid_code`, ERANGE 416, EDIGEST 400 DIGEST_INVALID, ETOOLARGE 413,
- * EUNAVAILABLE 503, ENOSPACE 507, anything else 500. `message` is the
+ * EBUSY 409, EUNAVAILABLE 503, ENOSPACE 507, anything else 500; only client
+ * faults (400, 413, 416) carry the engine's message, the rest a fixed text. `message` is the
  * thread-independent text captured on the worker (may be NULL). */
 void berth_http_send_engine_error(h2o_req_t *req, int rc, const char *notfound_code, const char *invalid_code,
                                   const char *message);

@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <h2o.h>
+#include <h2o/http1.h>
 #include <h2o/http2.h>
 
 #include "core/error.h"
@@ -125,6 +126,13 @@ static void server__on_shutdown(h2o_multithread_receiver_t *receiver, h2o_linkli
     h2o_context_request_shutdown(&loop->super.ctx);
 }
 
+static int server__count_request(h2o_req_t *req, void *cbdata)
+{
+    if (req->input.method.len != 0)
+        ++*(int *)cbdata;
+    return 0;
+}
+
 /* A loop may stop once no request of its own is being worked on and no
  * HTTP/2 stream is still open, or at the shutdown deadline. */
 static int server__drained(server__loop_t *loop)
@@ -134,7 +142,14 @@ static int server__drained(server__loop_t *loop)
             berth_log_warn("shutdown timeout: %u request(s) still in flight", loop->super.inflight);
         return 1;
     }
-    return loop->super.inflight == 0 && h2o_linklist_is_empty(&loop->super.ctx.http2._conns);
+    if (loop->super.inflight != 0 || !h2o_linklist_is_empty(&loop->super.ctx.http2._conns))
+        return 0;
+    /* An HTTP/1 request whose body is still arriving has not reached a
+     * handler yet: it has a method but no task. Idle keep-alive connections
+     * (no method) do not hold the exit. */
+    int receiving = 0;
+    H2O_HTTP1_CALLBACKS.foreach_request(&loop->super.ctx, server__count_request, &receiving);
+    return receiving == 0;
 }
 
 static void *server__loop_main(void *arg)

@@ -80,13 +80,13 @@ Test(validate, sha256_digests)
 Test(validate, digest_general_grammar)
 {
     static const char *const good[] = {
-        "sha256:abc",
-        "sha512:0123",
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "sha512:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8",
         "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564",
         "a.b_c-d:x=",
         "0:0",
-        "sha256:ABC",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         cr_assert(V(berth_digest_wellformed, good[i]), "rejected \"%s\"", good[i]);
@@ -95,6 +95,10 @@ Test(validate, digest_general_grammar)
         "",           ":",           "sha256",      "sha256:",      ":abc",
         "SHA256:abc", "sha256+:abc", "+sha256:abc", "sha..256:abc", "sha256:a/b",
         "sha256:a+b", "sha256:a b",  "sha256::abc", "sha 256:abc",  "sha256:abc\n",
+        /* registered algorithms with a wrong encoding */
+        "sha256:abc", "sha256:ABC", "sha512:0123",
+        "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_not(V(berth_digest_wellformed, bad[i]), "accepted \"%s\"", bad[i]);
