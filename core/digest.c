@@ -185,3 +185,30 @@ void berth_sha256_of(const void *data, size_t len, char out[BERTH_DIGEST_LEN])
     berth_sha256_update(&h, data, len);
     berth_sha256_digest(&h, out);
 }
+
+/* Below this a thread costs more than it saves. */
+#define DIGEST__THREAD_MIN (1024 * 1024)
+
+static void *digest__job_main(void *arg)
+{
+    berth_sha256_job_t *job = arg;
+    berth_sha256_update(job->h, job->data, job->len);
+    return NULL;
+}
+
+void berth_sha256_update_start(berth_sha256_job_t *job, berth_sha256_t *h, const void *data, size_t len)
+{
+    job->h = h;
+    job->data = data;
+    job->len = len;
+    job->threaded = len >= DIGEST__THREAD_MIN && pthread_create(&job->thread, NULL, digest__job_main, job) == 0;
+    if (!job->threaded)
+        berth_sha256_update(h, data, len);
+}
+
+void berth_sha256_update_wait(berth_sha256_job_t *job)
+{
+    if (job->threaded)
+        pthread_join(job->thread, NULL);
+    job->threaded = 0;
+}

@@ -8,6 +8,7 @@
 #ifndef BERTH_CORE_DIGEST_H
 #define BERTH_CORE_DIGEST_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,21 @@ void berth_sha256_save(const berth_sha256_t *h, char out[BERTH_SHA256_STATE_LEN]
 /* Restores a state written by berth_sha256_save. BERTH_EINVALID when the text
  * is malformed, from another version or fails its checksum. */
 int berth_sha256_restore(berth_sha256_t *h, const char *text);
+
+/* Hashing beside other work: berth_sha256_update_start hashes `data` into
+ * *h on a thread of its own when `len` makes that worth it (otherwise at
+ * once), so a chunk can be hashed while it is written. Until
+ * berth_sha256_update_wait returns, *h and `data` belong to the job. */
+typedef struct berth_sha256_job {
+    pthread_t thread;
+    int threaded;
+    berth_sha256_t *h;
+    const void *data;
+    size_t len;
+} berth_sha256_job_t;
+
+void berth_sha256_update_start(berth_sha256_job_t *job, berth_sha256_t *h, const void *data, size_t len);
+void berth_sha256_update_wait(berth_sha256_job_t *job);
 
 /* One-shot "sha256:<hex>" of a buffer. */
 void berth_sha256_of(const void *data, size_t len, char out[BERTH_DIGEST_LEN]);

@@ -308,6 +308,7 @@ int berth_oci_append(berth_engine_t *e, const char *repo, const char *id, int ha
 {
     berth_record_t rec;
     berth_sha256_t hash;
+    berth_sha256_job_t job;
     int claimed = 0, err;
 
     berth_record_init(&rec);
@@ -343,11 +344,14 @@ int berth_oci_append(berth_engine_t *e, const char *repo, const char *id, int ha
         goto done;
     }
 
+    /* The chunk is hashed while it is written. Bytes first, record second:
+     * if the write or the record fails, the stored record still describes
+     * exactly what it did before. */
     hash = rec.hash;
-    berth_sha256_update(&hash, buf, len);
-    /* Bytes first, record second: if the write or the record fails, the
-     * stored record still describes exactly what it did before. */
-    if ((err = berth_storage_upload_write(e->storage, &rec, rec.offset, buf, len)) < 0)
+    berth_sha256_update_start(&job, &hash, buf, len);
+    err = berth_storage_upload_write(e->storage, &rec, rec.offset, buf, len);
+    berth_sha256_update_wait(&job);
+    if (err < 0)
         goto done;
     rec.offset += len;
     rec.hash = hash;

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,7 @@ typedef struct berth_fs {
     char *root;
     int rootfd;
     berth_sync_mode_t sync;
+    atomic_int direct; /* large writes bypass the page cache; 0 once refused */
 } berth_fs_t;
 
 /* Unique suffixes for temporary files within this process; the tid and pid
@@ -309,6 +312,114 @@ done:
     return err;
 }
 
+/* Large chunks bypass the page cache (O_DIRECT): an upload is written once
+ * and read rarely, so caching it only costs memory bandwidth and page
+ * allocations, and with sync "commit" it leaves nothing dirty for the final
+ * fsync, so completion does not grow with the blob. Direct I/O wants block
+ * alignment of the buffer, length and offset; the bytes go through a
+ * per-thread aligned bounce buffer and the block holding the start offset is
+ * read back first. The last block is padded with zeros past the chunk: bytes
+ * past the record's offset are never believed, and commit truncates them. */
+#define FS__DIRECT_ALIGN 4096
+#define FS__DIRECT_MIN (256 * 1024)
+#define FS__BOUNCE_SIZE (4 * 1024 * 1024)
+
+static pthread_key_t fs__bounce_key;
+static pthread_once_t fs__bounce_once = PTHREAD_ONCE_INIT;
+
+static void fs__bounce_key_init(void)
+{
+    (void)pthread_key_create(&fs__bounce_key, free);
+}
+
+/* The calling thread's bounce buffer, kept for its lifetime so its pages
+ * stay mapped (a fresh buffer per chunk would fault every page in again). */
+static char *fs__bounce(void)
+{
+    char *p;
+
+    pthread_once(&fs__bounce_once, fs__bounce_key_init);
+    if ((p = pthread_getspecific(fs__bounce_key)) != NULL)
+        return p;
+    if (posix_memalign((void **)&p, FS__DIRECT_ALIGN, FS__BOUNCE_SIZE) != 0)
+        return NULL;
+    if (pthread_setspecific(fs__bounce_key, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* 1 written, 0 when the filesystem refuses O_DIRECT (the caller falls back
+ * to buffered writes), or an error code. */
+static int fs__write_direct(berth_fs_t *fs, const char *path, uint64_t offset, const char *buf, size_t len)
+{
+    char *bounce = fs__bounce();
+    uint64_t pos = offset - offset % FS__DIRECT_ALIGN;
+    size_t head = (size_t)(offset - pos);
+    int fd, err = 1;
+
+    if (bounce == NULL)
+        return 0;
+    if ((fd = openat(fs->rootfd, path, O_RDWR | O_DIRECT | O_CLOEXEC)) < 0) {
+        if (errno == EINVAL) {
+            atomic_store(&fs->direct, 0);
+            return 0;
+        }
+        return fs__errno(errno, "open", path);
+    }
+    if (head > 0) {
+        /* The bytes of the first block before `offset` are the session's
+         * and must be written back unchanged. */
+        ssize_t n;
+        while ((n = pread(fd, bounce, FS__DIRECT_ALIGN, (off_t)pos)) < 0 && errno == EINTR)
+            ;
+        if (n < 0) {
+            err = fs__errno(errno, "read", path);
+            goto done;
+        }
+        if ((size_t)n < head) {
+            err = berth_error_set(BERTH_EIO, "write %s: data ends before offset %llu", path,
+                                  (unsigned long long)offset);
+            goto done;
+        }
+    }
+    while (len > 0) {
+        size_t take = FS__BOUNCE_SIZE - head < len ? FS__BOUNCE_SIZE - head : len;
+        size_t fill = head + take;
+        size_t out = (fill + FS__DIRECT_ALIGN - 1) / FS__DIRECT_ALIGN * FS__DIRECT_ALIGN;
+
+        memcpy(bounce + head, buf, take);
+        memset(bounce + fill, 0, out - fill);
+        if ((err = fs__write_all(fd, bounce, out, pos, path)) < 0)
+            goto done;
+        err = 1;
+        buf += take;
+        len -= take;
+        pos += out;
+        head = 0;
+    }
+    if (fs->sync == BERTH_SYNC_ALWAYS && fdatasync(fd) < 0)
+        err = fs__errno(errno, "fsync", path);
+
+done:
+    close(fd);
+    return err;
+}
+
+/* The read-modify-write of the first block and the padding of the last one
+ * are safe when nobody else writes near them: always for OCI sessions (one
+ * writer, nothing past the offset); for part sessions, whose parts are
+ * written concurrently, only for a block-aligned part that ends on a block
+ * boundary or at the end of the object. */
+static int fs__direct_safe(const berth_record_t *rec, uint64_t offset, size_t len)
+{
+    if (rec->kind == BERTH_SESSION_OCI)
+        return 1;
+    return offset % FS__DIRECT_ALIGN == 0 &&
+           (len % FS__DIRECT_ALIGN == 0 || (rec->total_size != 0 && offset + len == rec->total_size));
+}
+
 static int fs__upload_write(berth_storage_t *b, berth_record_t *rec, uint64_t offset, const void *buf, size_t len)
 {
     berth_fs_t *fs = fs__of(b);
@@ -317,9 +428,13 @@ static int fs__upload_write(berth_storage_t *b, berth_record_t *rec, uint64_t of
 
     if ((err = fs__path(path, "uploads/%s/data", rec->id)) < 0)
         goto done;
-    if (offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - offset) {
+    if (offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - offset - FS__BOUNCE_SIZE) {
         err = berth_error_set(BERTH_ERANGE, "write %s: offset out of range", path);
         goto done;
+    }
+    if (len >= FS__DIRECT_MIN && atomic_load(&fs->direct) && fs__direct_safe(rec, offset, len)) {
+        if ((err = fs__write_direct(fs, path, offset, buf, len)) != 0)
+            return err < 0 ? err : 0;
     }
     if ((fd = openat(fs->rootfd, path, O_WRONLY | O_CLOEXEC)) < 0) {
         err = fs__errno(errno, "open", path);
@@ -656,6 +771,7 @@ int berth_storage_fs_new(berth_storage_t **out, const berth_fs_options_t *o)
     fs->super.link_get = fs__link_get;
     fs->super.link_remove = fs__link_remove;
     fs->sync = o->sync;
+    atomic_init(&fs->direct, 1);
 
     if ((fs->root = strdup(o->root)) == NULL) {
         err = berth_error_set(BERTH_ERR, "out of memory");

@@ -206,3 +206,30 @@ Test(digest, states_no_stream_produces_are_rejected_despite_a_valid_checksum)
     doctor(good, 8, 81, bad); /* Nl not a whole number of bytes */
     cr_assert_eq(berth_sha256_restore(&h, bad), BERTH_EINVALID);
 }
+
+Test(digest, hashing_beside_other_work_equals_one_shot)
+{
+    /* Below and above the size that gets a thread of its own. */
+    static const size_t sizes[] = {0, 1, 4096, (1 << 20) - 1, 1 << 20, 3 * (1 << 20) + 17};
+    size_t max = sizes[sizeof(sizes) / sizeof(sizes[0]) - 1];
+    unsigned char *buf = malloc(max + 10);
+
+    cr_assert_not_null(buf);
+    for (size_t i = 0; i < max + 10; i++)
+        buf[i] = (unsigned char)rng();
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char want[BERTH_DIGEST_LEN], got[BERTH_DIGEST_LEN];
+        berth_sha256_t h;
+        berth_sha256_job_t job;
+
+        berth_sha256_of(buf, 10 + sizes[i], want);
+        berth_sha256_init(&h);
+        berth_sha256_update(&h, buf, 10);
+        berth_sha256_update_start(&job, &h, buf + 10, sizes[i]);
+        berth_sha256_update_wait(&job);
+        berth_sha256_digest(&h, got);
+        cr_assert_str_eq(got, want, "size %zu", sizes[i]);
+        cr_assert_eq(berth_sha256_length(&h), 10 + sizes[i]);
+    }
+    free(buf);
+}
