@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -37,10 +38,17 @@
 #include "http/server.h"
 #include "storage/storage.h"
 
-/* Bodies above this size are buffered in a file under http.bodybufferdir
- * instead of the heap (h2o's default, 32 MiB, makes glibc keep that much
- * heap per loop thread). */
-#define SERVER__MMAP_THRESHOLD (1024 * 1024)
+/* libh2o buffers each request body whole before the handler runs. Bodies
+ * up to this size (chunks of the recommended sizes) grow in the heap; larger
+ * ones in an unlinked file under http.bodybufferdir, so a 1 GiB chunk costs
+ * page cache rather than heap. */
+#define SERVER__MMAP_THRESHOLD ((size_t)64 << 20)
+/* Freed body memory glibc keeps for the next request instead of returning it
+ * to the kernel: receiving into memory that is already mapped is what makes
+ * a chunk cheap, since faulting fresh pages in costs as much as the copy.
+ * Large buffers must not be mmap'd one by one (that returns them on free),
+ * and one arena keeps them reusable by every loop thread. */
+#define SERVER__HEAP_KEEP ((size_t)256 << 20)
 
 typedef struct server__loop {
     berth_http_loop_t super; /* first: handlers reach it from req->conn->ctx */
@@ -269,6 +277,10 @@ static int server__setup_h2o(const berth_config_t *cfg)
     server.globalconf.http2.graceful_shutdown_timeout = cfg->http_shutdowntimeout_ms;
     server.globalconf.http2.max_concurrent_requests_per_connection = (size_t)cfg->http_h2_maxconcurrentstreams;
 
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, (int)SERVER__HEAP_KEEP);
+    mallopt(M_TOP_PAD, (int)(SERVER__HEAP_KEEP / 4));
     h2o_socket_buffer_mmap_settings.threshold = SERVER__MMAP_THRESHOLD;
     if ((size_t)snprintf(h2o_socket_buffer_mmap_settings.fn_template,
                          sizeof(h2o_socket_buffer_mmap_settings.fn_template), "%s/berth.body.XXXXXX",
