@@ -612,6 +612,24 @@ static int engine__collect(void *ctx, const char *id)
     return 0;
 }
 
+/* 0 when session `id` has a readable record that has not expired: nothing
+ * for purge to do. Reads without a claim, which records replaced atomically
+ * allow; engine__purge_one decides again under the claim. */
+static int engine__purge_candidate(berth_engine_t *e, const char *id, int64_t now)
+{
+    berth_record_t rec;
+    char *buf = NULL;
+    size_t len = 0;
+    int candidate = 1;
+
+    berth_record_init(&rec);
+    if (berth_storage_record_get(e->storage, id, &buf, &len) == 0 && berth_record_decode(&rec, buf, len) == 0)
+        candidate = engine__expired(e, &rec, now);
+    free(buf);
+    berth_record_clear(&rec);
+    return candidate;
+}
+
 /* Removes session `id` if it is expired or unreadable; 1 if removed. The
  * caller holds the claim. */
 static int engine__purge_one(berth_engine_t *e, const char *id, int64_t now)
@@ -664,8 +682,10 @@ int berth_engine_purge(berth_engine_t *e, int64_t now, size_t *purged)
     if ((err = berth_storage_record_list(e->storage, engine__collect, &ids)) < 0)
         goto done;
     for (size_t i = 0; i < ids.n; i++) {
-        /* A claimed session is in use right now, hence not idle. */
-        if (engine__claim(e, ids.v[i]) < 0)
+        /* Look before claiming: a claim, however short, would turn away a
+         * chunk arriving for a live session. A claimed session is in use
+         * right now, hence not idle. */
+        if (!engine__purge_candidate(e, ids.v[i], now) || engine__claim(e, ids.v[i]) < 0)
             continue;
         n += (size_t)engine__purge_one(e, ids.v[i], now);
         engine__release(e, ids.v[i]);

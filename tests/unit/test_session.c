@@ -575,6 +575,9 @@ typedef struct gate {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int entered, open;
+    /* When set, record_get waits in thread `reader` until reads_open. */
+    int gate_reads, reads_open;
+    pthread_t reader;
 } gate_t;
 
 static int gate_write(berth_storage_t *b, berth_record_t *rec, uint64_t offset, const void *buf, size_t len)
@@ -598,6 +601,16 @@ static berth_storage_t *gate_inner(berth_storage_t *b)
 
 static int gate_record_get(berth_storage_t *b, const char *id, char **buf, size_t *len)
 {
+    gate_t *g = (gate_t *)b;
+
+    pthread_mutex_lock(&g->lock);
+    if (g->gate_reads && pthread_equal(g->reader, pthread_self())) {
+        g->entered = 1;
+        pthread_cond_broadcast(&g->cond);
+        while (!g->reads_open)
+            pthread_cond_wait(&g->cond, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
     return berth_storage_record_get(gate_inner(b), id, buf, len);
 }
 
@@ -854,4 +867,79 @@ Test(session, expires_at_saturates_for_a_huge_ttl)
     cr_assert_eq(berth_engine_expires_at(forever, &rec), INT64_MAX);
     cr_assert_eq(berth_engine_expires_at(eng, &rec), 1000 + TTL);
     berth_engine_free(forever);
+}
+
+static void *gate_purge(void *arg)
+{
+    gate_call_t *c = arg;
+    size_t purged = 0;
+
+    pthread_mutex_lock(&c->g->lock);
+    c->g->reader = pthread_self();
+    c->g->gate_reads = 1;
+    pthread_mutex_unlock(&c->g->lock);
+    c->err = berth_engine_purge(c->e, (int64_t)time(NULL), &purged);
+    snprintf(c->msg, sizeof(c->msg), "%zu purged", purged);
+    pthread_mutex_lock(&c->g->lock);
+    c->done = 1;
+    pthread_cond_broadcast(&c->g->cond);
+    pthread_mutex_unlock(&c->g->lock);
+    return NULL;
+}
+
+Test(session, purge_looking_at_a_live_session_does_not_turn_its_chunks_away, .timeout = 60)
+{
+    gate_t g;
+    berth_engine_t *ge;
+    berth_record_t rec, out;
+    gate_call_t call;
+    pthread_t t;
+
+    memset(&g, 0, sizeof(g));
+    g.super.version = BERTH_STORAGE_VERSION;
+    g.super.name = "gate";
+    g.super.record_get = gate_record_get;
+    g.super.record_put = gate_record_put;
+    g.super.record_list = gate_record_list;
+    g.super.upload_create = gate_upload_create;
+    g.super.upload_write = gate_write;
+    g.super.upload_remove = gate_upload_remove;
+    g.inner = st;
+    g.open = 0;
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    ge = engine_open(&g.super, TTL);
+
+    berth_record_init(&rec);
+    cr_assert_eq(berth_oci_start(ge, REPO, &rec), 0);
+    /* Purge stops inside its read of the (fresh) session's record. */
+    call = (gate_call_t){.g = &g, .e = ge, .id = rec.id};
+    cr_assert_eq(pthread_create(&t, NULL, gate_purge, &call), 0);
+    pthread_mutex_lock(&g.lock);
+    while (!g.entered && !call.done)
+        pthread_cond_wait(&g.cond, &g.lock);
+    /* Writes pass; purge stays where it is until the chunk is in. */
+    g.open = 1;
+    pthread_mutex_unlock(&g.lock);
+
+    berth_record_init(&out);
+    int err = berth_oci_append(ge, REPO, rec.id, 1, 0, 3, "live", 4, &out);
+    pthread_mutex_lock(&g.lock);
+    g.reads_open = 1;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    pthread_join(t, NULL);
+    cr_assert_eq(err, 0, "a chunk for a live session was refused while purge looked at it: %s",
+                 berth_error_last());
+    cr_assert_eq(out.offset, 4);
+    cr_assert_eq(call.err, 0);
+    cr_assert_str_eq(call.msg, "0 purged");
+    cr_assert_eq(berth_oci_status(ge, REPO, rec.id, &out), 0);
+    cr_assert_eq(out.offset, 4);
+
+    berth_record_clear(&out);
+    berth_record_clear(&rec);
+    berth_engine_free(ge);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.lock);
 }
