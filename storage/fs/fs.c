@@ -134,6 +134,19 @@ static int fs__write_all(int fd, const void *buf, size_t len, uint64_t offset, c
     return 0;
 }
 
+/* Writes buf at offset, fdatasyncs if `durable`, and closes fd whatever
+ * happens. */
+static int fs__write_close(int fd, const void *buf, size_t len, uint64_t offset, int durable, const char *path)
+{
+    int err = fs__write_all(fd, buf, len, offset, path);
+
+    if (err == 0 && durable && fdatasync(fd) < 0)
+        err = fs__errno(errno, "fsync", path);
+    if (close(fd) < 0 && err == 0)
+        err = fs__errno(errno, "close", path);
+    return err;
+}
+
 /* Writes buf as file `dir`/`name` atomically: a unique temporary file in the
  * same directory, fsync'd if `durable`, renamed over the target, and the
  * directory fsync'd if `durable`. A reader sees the old file or the new one,
@@ -153,18 +166,10 @@ static int fs__replace_file(berth_fs_t *fs, const char *dir, const char *name, c
         err = fs__errno(errno, "create", tmp);
         goto done;
     }
-    if ((err = fs__write_all(fd, buf, len, 0, tmp)) < 0)
-        goto done;
-    if (durable && fsync(fd) < 0) {
-        err = fs__errno(errno, "fsync", tmp);
-        goto done;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        err = fs__errno(errno, "close", tmp);
-        goto done;
-    }
+    err = fs__write_close(fd, buf, len, 0, durable, tmp);
     fd = -1;
+    if (err < 0)
+        goto done;
     if (renameat(fs->rootfd, tmp, fs->rootfd, dst) < 0) {
         err = fs__errno(errno, "rename", tmp);
         goto done;
@@ -424,39 +429,20 @@ static int fs__upload_write(berth_storage_t *b, berth_record_t *rec, uint64_t of
 {
     berth_fs_t *fs = fs__of(b);
     char path[FS__PATH_MAX];
-    int fd = -1, err;
+    int fd, err;
 
     if ((err = fs__path(path, "uploads/%s/data", rec->id)) < 0)
-        goto done;
-    if (offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - offset - FS__BOUNCE_SIZE) {
-        err = berth_error_set(BERTH_ERANGE, "write %s: offset out of range", path);
-        goto done;
-    }
+        return err;
+    /* Room for a direct write's padding past the end, too. */
+    if (offset > (uint64_t)INT64_MAX / 2 || len > (uint64_t)INT64_MAX / 2)
+        return berth_error_set(BERTH_ERANGE, "write %s: offset out of range", path);
     if (len >= FS__DIRECT_MIN && atomic_load(&fs->direct) && fs__direct_safe(rec, offset, len)) {
         if ((err = fs__write_direct(fs, path, offset, buf, len)) != 0)
             return err < 0 ? err : 0;
     }
-    if ((fd = openat(fs->rootfd, path, O_WRONLY | O_CLOEXEC)) < 0) {
-        err = fs__errno(errno, "open", path);
-        goto done;
-    }
-    if ((err = fs__write_all(fd, buf, len, offset, path)) < 0)
-        goto done;
-    if (fs->sync == BERTH_SYNC_ALWAYS && fdatasync(fd) < 0) {
-        err = fs__errno(errno, "fsync", path);
-        goto done;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        err = fs__errno(errno, "close", path);
-        goto done;
-    }
-    fd = -1;
-
-done:
-    if (fd >= 0)
-        close(fd);
-    return err;
+    if ((fd = openat(fs->rootfd, path, O_WRONLY | O_CLOEXEC)) < 0)
+        return fs__errno(errno, "open", path);
+    return fs__write_close(fd, buf, len, offset, fs->sync == BERTH_SYNC_ALWAYS, path);
 }
 
 static int fs__upload_commit(berth_storage_t *b, berth_record_t *rec, const char *digest)

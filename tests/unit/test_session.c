@@ -634,6 +634,38 @@ static int gate_upload_remove(berth_storage_t *b, const char *id, berth_record_t
     return berth_storage_upload_remove(gate_inner(b), id, rec);
 }
 
+static void gate_init(gate_t *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->super.version = BERTH_STORAGE_VERSION;
+    g->super.name = "gate";
+    g->super.record_get = gate_record_get;
+    g->super.record_put = gate_record_put;
+    g->super.record_list = gate_record_list;
+    g->super.upload_create = gate_upload_create;
+    g->super.upload_write = gate_write;
+    g->super.upload_remove = gate_upload_remove;
+    g->inner = st;
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+}
+
+static void gate_fini(gate_t *g)
+{
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
+}
+
+/* Ends a gate_call: wakes the test even if the call failed before reaching
+ * the gate. */
+static void gate_call_done(gate_t *g, int *done)
+{
+    pthread_mutex_lock(&g->lock);
+    *done = 1;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
 typedef struct gate_call {
     gate_t *g;
     berth_engine_t *e;
@@ -651,11 +683,7 @@ static void *gate_append(void *arg)
     c->err = berth_oci_append(c->e, REPO, c->id, 0, 0, 0, "slow", 4, &out);
     snprintf(c->msg, sizeof(c->msg), "%s", berth_error_last());
     berth_record_clear(&out);
-    /* Wake the test even if the append failed before reaching the gate. */
-    pthread_mutex_lock(&c->g->lock);
-    c->done = 1;
-    pthread_cond_broadcast(&c->g->cond);
-    pthread_mutex_unlock(&c->g->lock);
+    gate_call_done(c->g, &c->done);
     return NULL;
 }
 
@@ -668,18 +696,7 @@ Test(session, a_busy_session_answers_at_once_instead_of_waiting, .timeout = 60)
     pthread_t t;
     size_t purged = 99;
 
-    memset(&g, 0, sizeof(g));
-    g.super.version = BERTH_STORAGE_VERSION;
-    g.super.name = "gate";
-    g.super.record_get = gate_record_get;
-    g.super.record_put = gate_record_put;
-    g.super.record_list = gate_record_list;
-    g.super.upload_create = gate_upload_create;
-    g.super.upload_write = gate_write;
-    g.super.upload_remove = gate_upload_remove;
-    g.inner = st;
-    pthread_mutex_init(&g.lock, NULL);
-    pthread_cond_init(&g.cond, NULL);
+    gate_init(&g);
     ge = engine_open(&g.super, TTL);
 
     berth_record_init(&rec);
@@ -720,8 +737,7 @@ Test(session, a_busy_session_answers_at_once_instead_of_waiting, .timeout = 60)
     berth_record_clear(&out);
     berth_record_clear(&rec);
     berth_engine_free(ge);
-    pthread_cond_destroy(&g.cond);
-    pthread_mutex_destroy(&g.lock);
+    gate_fini(&g);
 }
 
 /* ---- purge ---------------------------------------------------------------------- */
@@ -880,10 +896,7 @@ static void *gate_purge(void *arg)
     pthread_mutex_unlock(&c->g->lock);
     c->err = berth_engine_purge(c->e, (int64_t)time(NULL), &purged);
     snprintf(c->msg, sizeof(c->msg), "%zu purged", purged);
-    pthread_mutex_lock(&c->g->lock);
-    c->done = 1;
-    pthread_cond_broadcast(&c->g->cond);
-    pthread_mutex_unlock(&c->g->lock);
+    gate_call_done(c->g, &c->done);
     return NULL;
 }
 
@@ -895,19 +908,7 @@ Test(session, purge_looking_at_a_live_session_does_not_turn_its_chunks_away, .ti
     gate_call_t call;
     pthread_t t;
 
-    memset(&g, 0, sizeof(g));
-    g.super.version = BERTH_STORAGE_VERSION;
-    g.super.name = "gate";
-    g.super.record_get = gate_record_get;
-    g.super.record_put = gate_record_put;
-    g.super.record_list = gate_record_list;
-    g.super.upload_create = gate_upload_create;
-    g.super.upload_write = gate_write;
-    g.super.upload_remove = gate_upload_remove;
-    g.inner = st;
-    g.open = 0;
-    pthread_mutex_init(&g.lock, NULL);
-    pthread_cond_init(&g.cond, NULL);
+    gate_init(&g);
     ge = engine_open(&g.super, TTL);
 
     berth_record_init(&rec);
@@ -940,6 +941,5 @@ Test(session, purge_looking_at_a_live_session_does_not_turn_its_chunks_away, .ti
     berth_record_clear(&out);
     berth_record_clear(&rec);
     berth_engine_free(ge);
-    pthread_cond_destroy(&g.cond);
-    pthread_mutex_destroy(&g.lock);
+    gate_fini(&g);
 }
