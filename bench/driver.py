@@ -15,6 +15,7 @@ import argparse
 import datetime
 import hashlib
 import http.client
+import json
 import mmap
 import os
 import platform
@@ -57,6 +58,7 @@ class Server:
         self.netloc = "%s:%d" % (host, self.port)
         self.base = "http://%s/" % self.netloc
         self.pid = pid
+        self.auth = None  # an Authorization header value, sent with every request
 
     def conn(self):
         return Conn(self)
@@ -81,7 +83,10 @@ class Conn:
         return u.path + ("?" + u.query if u.query else "")
 
     def request(self, method, url, body=None, headers=None):
-        self.c.request(method, self._target(url), body=body, headers=headers or {})
+        headers = dict(headers or {})
+        if self.server.auth:
+            headers["Authorization"] = self.server.auth
+        self.c.request(method, self._target(url), body=body, headers=headers)
         r = self.c.getresponse()
         data = r.read()
         return r.status, r, data
@@ -392,6 +397,231 @@ def sha256_speed():
     return float(m.group(1)) / MB
 
 
+# ------------------------------------------------- part sessions (issue 3)
+
+def start_sessions_berth(berth_bin, tmp, user, password):
+    """A berth of its own with auth.htpasswd (the sessions API needs it),
+    configured like the main one. Returns (Server, Popen)."""
+    import base64
+    import socket
+    d = os.path.join(tmp, "sessions-berth")
+    os.makedirs(os.path.join(d, "data"), exist_ok=True)
+    htp = os.path.join(d, "htpasswd")
+    subprocess.run(["htpasswd", "-B", "-b", "-c", htp, user, password], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    cfg = os.path.join(d, "berth.yml")
+    with open(cfg, "w") as f:
+        f.write("http:\n  addr: \"127.0.0.1:%d\"\n  maxchunksize: \"2GiB\"\n"
+                "storage:\n  filesystem:\n    rootdirectory: \"%s\"\n    sync: commit\n"
+                "auth:\n  htpasswd:\n    realm: bench\n    path: \"%s\"\n"
+                "log:\n  accesslog: \"\"\n  level: warn\n" % (port, os.path.join(d, "data"), htp))
+    logf = open(os.path.join(d, "berth.log"), "wb")
+    proc = subprocess.Popen([berth_bin, "serve", "-c", cfg], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+    logf.close()
+    srv = Server("berth+auth", "127.0.0.1:%d" % port, proc.pid)
+    srv.auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    for _ in range(100):
+        if proc.poll() is not None:
+            raise BenchError("sessions berth exited at start: see %s" % os.path.join(d, "berth.log"))
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/v2/", headers={"Authorization": srv.auth})
+            if c.getresponse().status == 200:
+                c.close()
+                return srv, proc
+            c.close()
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise BenchError("sessions berth did not answer GET /v2/ within 10 s")
+
+
+def sess_request(conn, method, path, body=None, want=(200, 201)):
+    st, r, data = conn.request(method, path, body=body, headers={"Content-Type": "application/octet-stream"})
+    if st not in want:
+        raise BenchError("%s %s: %d %s" % (method, path, st, data[:300].decode("utf-8", "replace")))
+    return json.loads(data) if data else None
+
+
+def fig_parts_upload(server, data, P):
+    """data_size as 64 parts over 8 connections: create -> parts -> complete.
+    Returns (MB/s, completion ms)."""
+    size, nparts, k = P["data_size"], 64, 8
+    ps = size // nparts
+    digest = data.digest(0, size)
+    c = server.conn()
+    t0 = time.perf_counter()
+    j = sess_request(c, "POST", "/uploads/sessions", json.dumps(
+        {"total_parts": nparts, "part_size": ps, "total_size": size, "repository": "bench/parts",
+         "digest": digest}).encode(), want=(201,))
+    sid = j["session_id"]
+    errors = []
+    conns = [server.conn() for _ in range(k)]
+
+    def worker(i):
+        try:
+            for n in range(1 + i, nparts + 1, k):
+                sess_request(conns[i], "PUT", "/uploads/sessions/%s/parts/%d" % (sid, n),
+                             data.slice((n - 1) * ps, ps), want=(201,))
+        except Exception as e:
+            errors.append(e)
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(k)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for cc in conns:
+        cc.close()
+    if errors:
+        c.close()
+        raise BenchError("part upload failed: %s" % errors[0])
+    t1 = time.perf_counter()
+    j = sess_request(c, "POST", "/uploads/sessions/%s/complete" % sid, b"", want=(200,))
+    t2 = time.perf_counter()
+    if j.get("digest") != digest:
+        raise BenchError("complete: digest %s, want %s" % (j.get("digest"), digest))
+    c.check_blob("bench/parts", digest, size)
+    c.close()
+    return size / (t2 - t0) / MB, (t2 - t1) * 1000.0
+
+
+def gapped_session(server, nparts=10000, every=10):
+    """A 10,000-part session (1-byte parts) missing every 10th part: 1,000
+    gaps. Returns its status path."""
+    c = server.conn()
+    sid = sess_request(c, "POST", "/uploads/sessions", json.dumps(
+        {"total_parts": nparts, "part_size": 1}).encode(), want=(201,))["session_id"]
+    c.close()
+    errors = []
+
+    def worker(i):
+        cc = server.conn()
+        try:
+            for n in range(1 + i, nparts + 1, 8):
+                if n % every:
+                    sess_request(cc, "PUT", "/uploads/sessions/%s/parts/%d" % (sid, n), b"x", want=(201,))
+        except Exception as e:
+            errors.append(e)
+        cc.close()
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise BenchError("gapped session: %s" % errors[0])
+    c = server.conn()
+    j = sess_request(c, "GET", "/uploads/sessions/" + sid)
+    c.close()
+    if len(j["missing_parts"]) != nparts // every or len(j["received_parts"]) != nparts // every:
+        raise BenchError("gapped session: %d missing and %d received ranges, want %d" % (
+            len(j["missing_parts"]), len(j["received_parts"]), nparts // every))
+    return "/uploads/sessions/" + sid
+
+
+def fig_wrk_auth(server, path, P):
+    url = server.base.rstrip("/") + path
+    cmd = ["wrk", "-t2", "-c32", "-d%ds" % P["wrk_secs"], "--timeout", "5s", "-H",
+           "Authorization: " + server.auth, url]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=P["wrk_secs"] + 60)
+    out = p.stdout + p.stderr
+    m = re.search(r"Requests/sec:\s*([0-9.]+)", out)
+    if p.returncode != 0 or not m:
+        raise BenchError("wrk failed (rc %d): %s" % (p.returncode, out.strip()[-300:]))
+    bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    if bad and int(bad.group(1)) > 0:
+        raise BenchError("wrk: %s non-2xx responses" % bad.group(1))
+    return float(m.group(1))
+
+
+def sessions_figures(berth_bin, tmp, data, P, registry):
+    """Issue 3's figures; returns the lines of their table."""
+    res, errs = {}, {}
+
+    def run(key, fn):
+        os.sync()
+        t = time.perf_counter()
+        try:
+            res[key] = fn()
+            log("sessions  %s = %s (%.1f s)" % (key, res[key], time.perf_counter() - t))
+        except Exception as e:
+            errs[key] = str(e) or e.__class__.__name__
+            log("sessions  %s FAILED: %s" % (key, errs[key]))
+
+    size = P["data_size"]
+    chunk = 16 * MiB if size >= GiB else max(MiB, size // 64)
+    srv = proc = None
+    try:
+        srv, proc = start_sessions_berth(berth_bin, tmp, "bench", os.urandom(12).hex())
+    except Exception as e:
+        errs["start"] = str(e)
+    if srv is not None:
+        run("parts", lambda: fig_parts_upload(srv, data, P))
+        run("oci", lambda: fig_stream(srv, data, P, "bench/ocistream", 0, size, chunk))
+    run("reg", lambda: fig_stream(registry, data, P, "bench/ocistream", 0, size, chunk))
+    if srv is not None:
+        paths = {}
+        run("gapped", lambda: paths.setdefault("gapped", gapped_session(srv)) and 0)
+        run("empty", lambda: paths.setdefault("empty", "/uploads/sessions/" + sess_request(
+            srv.conn(), "POST", "/uploads/sessions", json.dumps({"total_parts": 10000, "part_size": 1}).encode(),
+            want=(201,))["session_id"]) and 0)
+        if "gapped" in paths:
+            run("wrk_gapped", lambda: fig_wrk_auth(srv, paths["gapped"], P))
+        if "empty" in paths:
+            run("wrk_empty", lambda: fig_wrk_auth(srv, paths["empty"], P))
+        try:
+            res["rss"] = vm_hwm(proc.pid)
+        except Exception as e:
+            errs["rss"] = str(e)
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    def v(key, i=None, f="%.0f"):
+        if key not in res:
+            return "ERR"
+        x = res[key] if i is None else res[key][i]
+        return f % x
+
+    def ratio(a, b):
+        return "%.2fx" % (a / b) if a is not None and b else "n/a"
+
+    parts_mbs = res["parts"][0] if "parts" in res else None
+    lines = ["", "part sessions (issue 3): berth with auth.htpasswd, %s of the same random data" % (
+        "%d GiB" % (size // GiB) if size >= GiB else "%d MiB" % (size // MiB)), ""]
+    hdr = "%-62s %-7s %10s  %s" % ("figure", "unit", "value", "note")
+    lines += [hdr, "-" * len(hdr)]
+    lines.append("%-62s %-7s %10s  %s" % ("P1 parts API: 64 parts, 8 connections, create -> complete", "MB/s",
+                                          v("parts", 0), "POST session, PUTs, POST complete (200)"))
+    lines.append("%-62s %-7s %10s  %s" % ("P2 OCI chunked flow on the same berth, %s chunks, 1 conn" % (
+        "%d MiB" % (chunk // MiB)), "MB/s", v("oci"), "P1/P2 = " + ratio(parts_mbs, res.get("oci"))))
+    lines.append("%-62s %-7s %10s  %s" % ("P3 OCI chunked flow on docker-registry, same chunks", "MB/s", v("reg"),
+                                          "P1/P3 = " + ratio(parts_mbs, res.get("reg"))))
+    lines.append("%-62s %-7s %10s  %s" % ("P4 completion of P1's session (POST .../complete)", "ms",
+                                          v("parts", 1, "%.1f"), "lower is better"))
+    lines.append("%-62s %-7s %10s  %s" % ("S1 status GET, 10,000 parts with 1,000 gaps, wrk -c32", "req/s",
+                                          v("wrk_gapped"), ""))
+    wr = ratio(res.get("wrk_empty"), res.get("wrk_gapped"))
+    met = ""
+    if "wrk_empty" in res and "wrk_gapped" in res:
+        met = "  (met)" if res["wrk_empty"] / res["wrk_gapped"] <= 2.0 else "  (NOT met)"
+    lines.append("%-62s %-7s %10s  %s" % ("S2 status GET, empty 10,000-part session, wrk -c32", "req/s",
+                                          v("wrk_empty"), "S2/S1 = %s, target <= 2x%s" % (wr, met)))
+    lines.append("%-62s %-7s %10s  %s" % ("peak RSS of this berth (VmHWM)", "MiB", v("rss", None, "%.1f"), ""))
+    if errs:
+        lines += ["", "notes:"] + ["  - %s: %s" % (k, e) for k, e in errs.items()]
+    return lines, bool(errs)
+
+
 # -------------------------------------------------------------------- table
 
 class Row:
@@ -428,6 +658,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--berth-version", default="")
     ap.add_argument("--only", default="", help="comma-separated figure keys (development)")
+    ap.add_argument("--berth-bin", default="", help="berth binary: runs the part-session figures on a berth of "
+                    "their own (with auth)")
     a = ap.parse_args()
 
     d = 8 if a.quick else 1
@@ -535,6 +767,9 @@ def main():
             R["rss"].val[s.name] = vm_hwm(s.pid)
         except Exception as e:
             R["rss"].err[s.name] = str(e)
+    sess_lines, sess_failed = [], False
+    if a.berth_bin and (not only or "sessions" in only):
+        sess_lines, sess_failed = sessions_figures(a.berth_bin, a.tmp, data, P, servers[0])
     bench_secs = time.time() - started
 
     sha = None
@@ -611,11 +846,12 @@ def main():
         out.append("notes:")
         for n in notes:
             out.append("  - " + n)
+    out += sess_lines
     out.append("")
     out.append("figures took %.0f s" % bench_secs)
     print("\n".join(out), flush=True)
     failed = any(r.err.get("berth") for r in rows) or any(
-        r.err.get("registry") for r in rows if r.key != "h2")
+        r.err.get("registry") for r in rows if r.key != "h2") or sess_failed
     return 1 if failed else 0
 
 

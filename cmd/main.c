@@ -2,6 +2,7 @@
  * berth: the command line.
  *
  *   berth serve [-c FILE]   run the server (defaults without a file)
+ *   berth push/status/pull  the client (client/client.h)
  *   berth version           print the version
  *   berth --help            print usage
  *
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "client/client.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "http/server.h"
@@ -21,11 +23,13 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  serve [-c FILE]   serve OCI blob uploads; with no FILE, the filesystem\n"
                  "                    backend in ./data on 127.0.0.1:5000\n"
+                 "%s"
                  "  version           print the version\n"
                  "  help              print this help\n"
                  "\n"
                  "options:\n"
-                 "  -c, --config FILE   YAML configuration (see config.example.yaml)\n");
+                 "  -c, --config FILE   YAML configuration (see config.example.yaml)\n",
+            berth_client_usage);
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -68,6 +72,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "push") == 0)
+        return berth_client_push(argc - 2, argv + 2);
+    if (strcmp(argv[1], "status") == 0)
+        return berth_client_status(argc - 2, argv + 2);
+    if (strcmp(argv[1], "pull") == 0)
+        return berth_client_pull(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("berth %s\n", BERTH_VERSION);
         return 0;

@@ -58,6 +58,7 @@ static const char *const config__sync_names[] = {"none", "commit", "always", NUL
 static const char *const config__level_names[] = {"error", "warn", "info", "debug", NULL};
 
 static const char *config__check_addr(const char *value);
+static const char *config__check_realm(const char *value);
 
 #define F(field) offsetof(berth_config_t, field)
 
@@ -75,9 +76,14 @@ static const config__key_t config__keys[] = {
     {"storage.filesystem.rootdirectory", CONFIG__STRING, F(storage_fs_root), 1, 4096, NULL, "./data", NULL},
     {"storage.filesystem.sync", CONFIG__ENUM, F(storage_fs_sync), 0, 0, config__sync_names, "commit", NULL},
     {"storage.workers", CONFIG__INT, F(storage_workers), 0, 1024, NULL, "0", NULL},
+    {"storage.delete.enabled", CONFIG__BOOL, F(storage_delete_enabled), 0, 1, NULL, "false", NULL},
+    {"validation.manifests.maxsize", CONFIG__SIZE, F(validation_manifests_maxsize), CONFIG__KIB, 64ULL << 20, NULL,
+     "4MiB", NULL},
     {"uploads.ttl", CONFIG__DURATION_S, F(uploads_ttl_s), CONFIG__SEC, CONFIG__DECADE, NULL, "7d", NULL},
     {"uploads.purgeinterval", CONFIG__DURATION_S, F(uploads_purgeinterval_s), CONFIG__SEC, CONFIG__DECADE, NULL, "1h",
      NULL},
+    {"auth.htpasswd.realm", CONFIG__STRING, F(auth_htpasswd_realm), 1, 256, NULL, NULL, config__check_realm},
+    {"auth.htpasswd.path", CONFIG__STRING, F(auth_htpasswd_path), 1, 4096, NULL, NULL, NULL},
     {"log.level", CONFIG__ENUM, F(log_level), 0, 0, config__level_names, "info", NULL},
     {"log.accesslog", CONFIG__STRING, F(log_accesslog), 0, 4096, NULL, "-", NULL},
 };
@@ -89,7 +95,9 @@ static const config__key_t config__keys[] = {
 /* Mappings that hold keys. Storage drivers are sections too, but only one of
  * them may appear (checked in config__mapping). */
 static const char *const config__sections[] = {
-    "http", "http.tls", "http.http2", "storage", "storage.filesystem", "uploads", "log", NULL,
+    "http",    "http.tls", "http.http2",    "storage", "storage.filesystem", "storage.delete",
+    "uploads", "auth",     "auth.htpasswd", "log",     "validation",         "validation.manifests",
+    NULL,
 };
 
 /* Driver names the reference registry knows; berth implements the first. Any
@@ -102,6 +110,7 @@ typedef struct config__state {
     berth_config_t *cfg;
     const char *name;
     size_t tls_line; /* line of the last http.tls key, for the both-or-neither check */
+    size_t auth_line; /* the same for auth.htpasswd */
 } config__state_t;
 
 static int config__in(const char *const *list, const char *s)
@@ -292,6 +301,15 @@ static const char *config__check_addr(const char *value)
     } else if (memchr(value, ':', hlen) != NULL) {
         return "an IPv6 host must be in brackets, like [::1]:5000";
     }
+    return NULL;
+}
+
+/* The realm is sent inside a quoted string of WWW-Authenticate. */
+static const char *config__check_realm(const char *value)
+{
+    for (const char *p = value; *p != '\0'; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f)
+            return "a realm may not contain quotes, backslashes or control characters";
     return NULL;
 }
 
@@ -509,6 +527,8 @@ static int config__pair(config__state_t *st, yaml_document_t *doc, const char *p
     if ((k = config__lookup(full)) != NULL) {
         if (strncmp(full, "http.tls.", 9) == 0)
             st->tls_line = config__line(knode);
+        if (strncmp(full, "auth.htpasswd.", 14) == 0)
+            st->auth_line = config__line(knode);
         return config__leaf(st, k, vnode);
     }
     if (strcmp(path, "storage") == 0 && config__in(config__drivers, key)) {
@@ -579,6 +599,9 @@ static int config__check(config__state_t *st)
     if ((cfg->http_tls_certificate == NULL) != (cfg->http_tls_key == NULL))
         return berth_error_set(BERTH_EINVALID, "%s:%zu: http.tls: certificate and key must be given together", st->name,
                                st->tls_line);
+    if ((cfg->auth_htpasswd_realm == NULL) != (cfg->auth_htpasswd_path == NULL))
+        return berth_error_set(BERTH_EINVALID, "%s:%zu: auth.htpasswd: realm and path must be given together", st->name,
+                               st->auth_line);
     return BERTH_OK;
 }
 

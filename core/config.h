@@ -42,10 +42,18 @@ typedef struct berth_config {
     char *storage_fs_root;           /* storage.filesystem.rootdirectory, default "./data" */
     berth_sync_mode_t storage_fs_sync; /* storage.filesystem.sync: always|commit|none */
     int storage_workers;             /* storage.workers: worker threads, 0 = 4 per core */
+    int storage_delete_enabled;      /* storage.delete.enabled: DELETE of manifests, tags and blobs, default false */
+
+    /* validation */
+    uint64_t validation_manifests_maxsize; /* validation.manifests.maxsize: largest manifest accepted, default 4MiB */
 
     /* uploads */
     uint64_t uploads_ttl_s;          /* uploads.ttl: idle time before a session is purged, default 7d */
     uint64_t uploads_purgeinterval_s;/* uploads.purgeinterval: how often to look, default 1h */
+
+    /* auth (both or neither; with neither, /v2/ is open and the sessions API refuses everyone) */
+    char *auth_htpasswd_realm;       /* auth.htpasswd.realm: realm of the Basic challenge */
+    char *auth_htpasswd_path;        /* auth.htpasswd.path: Apache htpasswd file of bcrypt entries */
 
     /* log */
     berth_log_level_t log_level;     /* log.level: error|warn|info|debug */

@@ -115,6 +115,39 @@ int berth_rangeset_add(berth_rangeset_t *s, uint64_t first, uint64_t last)
     return BERTH_OK;
 }
 
+int berth_rangeset_remove(berth_rangeset_t *s, uint64_t first, uint64_t last)
+{
+    if (first > last)
+        return berth_error_set(BERTH_EINVALID, "rangeset: reversed range %llu-%llu", (unsigned long long)first,
+                               (unsigned long long)last);
+
+    /* [lo, hi) are the ranges that overlap [first, last]. */
+    size_t lo = range__lower_last(s, first);
+    size_t hi = range__upper_first(s, lo, last);
+    if (lo == hi)
+        return BERTH_OK;
+
+    /* What survives: the part of the first range before `first` and the
+     * part of the last one after `last`; at most one more range than now. */
+    int keep_head = s->v[lo].first < first, keep_tail = s->v[hi - 1].last > last;
+    berth_range_t head = {s->v[lo].first, first == 0 ? 0 : first - 1};
+    berth_range_t tail = {last == UINT64_MAX ? 0 : last + 1, s->v[hi - 1].last};
+    size_t keep = (size_t)keep_head + (size_t)keep_tail;
+
+    if (keep > hi - lo) {
+        int err = range__reserve(s, s->n + 1);
+        if (err < 0)
+            return err;
+    }
+    memmove(&s->v[lo + keep], &s->v[hi], (s->n - hi) * sizeof(*s->v));
+    s->n = s->n - (hi - lo) + keep;
+    if (keep_head)
+        s->v[lo++] = head;
+    if (keep_tail)
+        s->v[lo] = tail;
+    return BERTH_OK;
+}
+
 int berth_rangeset_contains(const berth_rangeset_t *s, uint64_t x)
 {
     size_t i = range__lower_last(s, x);

@@ -35,6 +35,11 @@ void berth_rangeset_clear(berth_rangeset_t *s);
  * BERTH_ERR on allocation failure (the set is unchanged then). */
 int berth_rangeset_add(berth_rangeset_t *s, uint64_t first, uint64_t last);
 
+/* Removes [first, last] from the set, splitting a range when needed.
+ * BERTH_EINVALID if first > last, BERTH_ERR on allocation failure (the set
+ * is unchanged then). */
+int berth_rangeset_remove(berth_rangeset_t *s, uint64_t first, uint64_t last);
+
 /* 1 if x is in the set, else 0. O(log n). */
 int berth_rangeset_contains(const berth_rangeset_t *s, uint64_t x);
 

@@ -303,6 +303,21 @@ static int record__decode(berth_record_t *rec, json_t *root)
             return berth_error_set(BERTH_EINVALID, "record: field 'hash' covers %llu bytes, offset is %llu",
                                    (unsigned long long)berth_sha256_length(&rec->hash),
                                    (unsigned long long)rec->offset);
+    } else {
+        /* Part sessions: `received` holds part numbers 1..total_parts,
+         * `offset` the bytes those parts hold, and the hash covers a prefix
+         * of them. */
+        const berth_rangeset_t *r = &rec->received;
+        if (rec->part_size == 0 || rec->total_parts == 0 || rec->total_parts > BERTH_RECORD_MAX_PARTS)
+            return berth_error_set(BERTH_EINVALID, "record: part layout %llu x %llu is not valid",
+                                   (unsigned long long)rec->total_parts, (unsigned long long)rec->part_size);
+        if (r->n > 0 && (r->v[0].first == 0 || r->v[r->n - 1].last > rec->total_parts))
+            return berth_error_set(BERTH_EINVALID, "record: field 'received' names parts outside 1..%llu",
+                                   (unsigned long long)rec->total_parts);
+        if (berth_sha256_length(&rec->hash) > rec->offset)
+            return berth_error_set(BERTH_EINVALID, "record: field 'hash' covers %llu bytes, parts hold %llu",
+                                   (unsigned long long)berth_sha256_length(&rec->hash),
+                                   (unsigned long long)rec->offset);
     }
     return BERTH_OK;
 }

@@ -22,6 +22,8 @@
 #include "core/validate.h"
 
 #define BERTH_RECORD_VERSION 1
+/* Most parts a part session may have. */
+#define BERTH_RECORD_MAX_PARTS 10000
 
 typedef enum berth_session_kind {
     BERTH_SESSION_OCI = 1,   /* OCI blob upload: bytes appended in order */

@@ -11,9 +11,14 @@
 #include "core/session.h"
 #include "http/task.h"
 
+typedef struct berth_parts berth_parts_t;
+typedef struct berth_auth berth_auth_t;
+
 typedef struct berth_http_app {
     const berth_config_t *cfg;
     berth_engine_t *engine;
+    berth_parts_t *parts; /* part-numbered sessions (core/parts.h) */
+    berth_auth_t *auth;   /* NULL when no auth section is configured (http/auth.h) */
 } berth_http_app_t;
 
 /* The loop thread state of the context the request arrived on. */
@@ -25,5 +30,10 @@ static inline berth_http_loop_t *berth_http_loop_of(h2o_req_t *req)
 /* Routes /v2/...; returns 0 when it answered (now or later), -1 when the
  * path is not its own. */
 int berth_oci_handle(berth_http_app_t *app, h2o_req_t *req);
+
+/* Routes /uploads/...; `user` is the authenticated user (never NULL: the
+ * caller answered 401 otherwise). Returns 0 when it answered (now or
+ * later), -1 when the path is not its own. */
+int berth_sessions_handle(berth_http_app_t *app, h2o_req_t *req, const char *user);
 
 #endif

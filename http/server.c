@@ -31,9 +31,11 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/parts.h"
 #include "core/session.h"
 #include "core/workq.h"
 #include "http/app.h"
+#include "http/auth.h"
 #include "http/response.h"
 #include "http/server.h"
 #include "storage/storage.h"
@@ -72,6 +74,8 @@ static struct {
     berth_http_app_t app;
     berth_storage_t *storage;
     berth_engine_t *engine;
+    berth_parts_t *parts;
+    berth_auth_t *auth;
     berth_workq_t *workq;
     SSL_CTX *ssl_ctx;
     int listen_fd;
@@ -81,14 +85,23 @@ static struct {
     atomic_int stopped; /* loops that have drained */
 } server;
 
+/* Where a request goes once http/auth.c let it through; `user` is set for
+ * every request that needed credentials. */
+static void server__route(berth_http_app_t *app, h2o_req_t *req, const char *user)
+{
+    if (user != NULL && berth_sessions_handle(app, req, user) == 0)
+        return;
+    if (berth_oci_handle(app, req) == 0)
+        return;
+    berth_http_send_json(req, 404, NULL,
+                         json_pack("{s:[{s:s,s:s}]}", "errors", "code", "NOT_FOUND", "message", "no such endpoint"));
+}
+
 static int server__on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server__handler_t *h = (server__handler_t *)self;
 
-    if (berth_oci_handle(h->app, req) == 0)
-        return 0;
-    berth_http_send_json(req, 404, NULL,
-                         json_pack("{s:[{s:s,s:s}]}", "errors", "code", "NOT_FOUND", "message", "no such endpoint"));
+    berth_auth_dispatch(h->app, req, server__route);
     return 0;
 }
 
@@ -372,8 +385,30 @@ int berth_server_run(const berth_config_t *cfg)
         berth_log_error("engine: %s", berth_error_last());
         goto done;
     }
+    {
+        berth_parts_options_t po = {.engine = server.engine, .storage = server.storage,
+                                    .max_part_size = cfg->http_maxchunksize, .hasher = 1};
+        if (berth_parts_new(&server.parts, &po) != 0) {
+            berth_log_error("parts: %s", berth_error_last());
+            goto done;
+        }
+    }
+    if (cfg->auth_htpasswd_path != NULL) {
+        if (berth_auth_new(&server.auth, cfg->auth_htpasswd_realm, cfg->auth_htpasswd_path) != 0) {
+            berth_log_error("%s", berth_error_last());
+            rc = 2;
+            goto done;
+        }
+        berth_log_info("auth: htpasswd %s, %zu user(s), realm \"%s\"", cfg->auth_htpasswd_path,
+                       berth_auth_users(server.auth), cfg->auth_htpasswd_realm);
+    } else {
+        berth_log_warn("no auth configured: the OCI API (/v2/) is open to everyone and the sessions API "
+                       "(/uploads/sessions) refuses every request; set auth.htpasswd.realm and .path");
+    }
     server.app.cfg = cfg;
     server.app.engine = server.engine;
+    server.app.parts = server.parts;
+    server.app.auth = server.auth;
 
     if (server__setup_h2o(cfg) != 0 || server__setup_tls(cfg) != 0) {
         berth_log_error("%s", berth_error_last());
@@ -415,6 +450,10 @@ done:
     /* The workers finish what was queued before the engine goes away. */
     berth_workq_free(server.workq);
     server.workq = NULL;
+    berth_parts_free(server.parts);
+    server.parts = NULL;
+    berth_auth_free(server.auth);
+    server.auth = NULL;
     berth_engine_free(server.engine);
     server.engine = NULL;
     berth_storage_free(server.storage);

@@ -282,3 +282,117 @@ int berth_storage_link_remove(berth_storage_t *b, const char *repo, const char *
     STORAGE__ENTER(b, link_remove, storage__repo_ok(repo) && storage__digest_ok(digest));
     return b->link_remove(b, repo, digest);
 }
+
+/* ---- version 2 ----------------------------------------------------------- */
+
+/* A backend of an older version may not even have the slot: look at
+ * `version` before the pointer. */
+int berth_storage_upload_read(berth_storage_t *b, berth_record_t *rec, uint64_t offset, void *buf, size_t len,
+                              size_t *got)
+{
+    if (b != NULL && b->version < 2)
+        return storage__unsupported(b, "upload_read");
+    STORAGE__ENTER(b, upload_read, rec != NULL && storage__id_ok(rec->id) && (buf != NULL || len == 0) && got != NULL);
+    return b->upload_read(b, rec, offset, buf, len, got);
+}
+
+int berth_storage_upload_parts_check(berth_storage_t *b, uint64_t part_size, uint64_t total_parts)
+{
+    if (b == NULL || part_size == 0 || total_parts == 0)
+        return berth_error_set(BERTH_EINVALID, "storage upload_parts_check: invalid argument");
+    if (b->version < 2 || b->upload_parts_check == NULL)
+        return 0;
+    STORAGE__ENTER(b, upload_parts_check, 1);
+    return b->upload_parts_check(b, part_size, total_parts);
+}
+
+/* ---- version 3 ----------------------------------------------------------- */
+
+int berth_meta_key_valid(const char *key, size_t len)
+{
+    size_t comp = 0; /* length of the current component */
+
+    if (key == NULL || len == 0 || len > BERTH_META_KEY_MAX)
+        return 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = i < len ? key[i] : '/';
+        if (c == '/') {
+            if (comp == 0)
+                return 0;
+            if ((comp == 1 && key[i - 1] == '.') || (comp == 2 && key[i - 1] == '.' && key[i - 2] == '.'))
+                return 0;
+            comp = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return 0;
+        comp++;
+    }
+    return 1;
+}
+
+static int storage__key_ok(const char *key)
+{
+    return key != NULL && berth_meta_key_valid(key, strlen(key));
+}
+
+/* "" or a valid key followed by '/'. */
+static int storage__prefix_ok(const char *prefix)
+{
+    size_t len;
+
+    if (prefix == NULL)
+        return 0;
+    if ((len = strlen(prefix)) == 0)
+        return 1;
+    return prefix[len - 1] == '/' && berth_meta_key_valid(prefix, len - 1);
+}
+
+#define STORAGE__V3(b, method)                                                                                         \
+    do {                                                                                                               \
+        if ((b) != NULL && (b)->version < 3)                                                                           \
+            return storage__unsupported((b), #method);                                                                 \
+    } while (0)
+
+int berth_storage_meta_get(berth_storage_t *b, const char *key, char **buf, size_t *len)
+{
+    STORAGE__V3(b, meta_get);
+    STORAGE__ENTER(b, meta_get, storage__key_ok(key) && buf != NULL && len != NULL);
+    return b->meta_get(b, key, buf, len);
+}
+
+int berth_storage_meta_put(berth_storage_t *b, const char *key, const char *buf, size_t len)
+{
+    STORAGE__V3(b, meta_put);
+    STORAGE__ENTER(b, meta_put, storage__key_ok(key) && (buf != NULL || len == 0) && len <= BERTH_META_VALUE_MAX);
+    return b->meta_put(b, key, buf, len);
+}
+
+int berth_storage_meta_delete(berth_storage_t *b, const char *key)
+{
+    STORAGE__V3(b, meta_delete);
+    STORAGE__ENTER(b, meta_delete, storage__key_ok(key));
+    return b->meta_delete(b, key);
+}
+
+int berth_storage_meta_list(berth_storage_t *b, const char *prefix, berth_storage_list_cb cb, void *ctx)
+{
+    STORAGE__V3(b, meta_list);
+    STORAGE__ENTER(b, meta_list, storage__prefix_ok(prefix) && cb != NULL);
+    return b->meta_list(b, prefix, cb, ctx);
+}
+
+int berth_storage_blob_list(berth_storage_t *b, berth_storage_blob_cb cb, void *ctx)
+{
+    STORAGE__V3(b, blob_list);
+    STORAGE__ENTER(b, blob_list, cb != NULL);
+    return b->blob_list(b, cb, ctx);
+}
+
+int berth_storage_link_list(berth_storage_t *b, berth_storage_link_cb cb, void *ctx)
+{
+    STORAGE__V3(b, link_list);
+    STORAGE__ENTER(b, link_list, cb != NULL);
+    return b->link_list(b, cb, ctx);
+}

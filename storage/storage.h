@@ -28,13 +28,24 @@
 #include "core/config.h"
 #include "core/record.h"
 
-#define BERTH_STORAGE_VERSION 1
+#define BERTH_STORAGE_VERSION 3
 
 typedef struct berth_storage berth_storage_t;
 
 /* Called by list methods for each entry; a non-zero return stops the walk
  * and is returned by the list method. */
 typedef int (*berth_storage_list_cb)(void *ctx, const char *id);
+
+/* Version 3: called by blob_list for each stored blob, and by link_list for
+ * each repository link. `mtime` is the unix time (seconds) the object was
+ * last written (link_put of an existing link counts as a write); a
+ * non-zero return stops the walk and is returned by the list method. */
+typedef int (*berth_storage_blob_cb)(void *ctx, const char *digest, uint64_t size, int64_t mtime);
+typedef int (*berth_storage_link_cb)(void *ctx, const char *repo, const char *digest, int64_t mtime);
+
+/* Longest metadata key and largest metadata value (version 3). */
+#define BERTH_META_KEY_MAX 512
+#define BERTH_META_VALUE_MAX (1024 * 1024)
 
 struct berth_storage {
     int version;      /* BERTH_STORAGE_VERSION the backend implements */
@@ -87,6 +98,64 @@ struct berth_storage {
     int (*link_put)(berth_storage_t *b, const char *repo, const char *digest);
     int (*link_get)(berth_storage_t *b, const char *repo, const char *digest);
     int (*link_remove)(berth_storage_t *b, const char *repo, const char *digest);
+
+    /* --- version 2: part-numbered sessions (core/parts.h) --- */
+
+    /* Part sessions (rec->kind == BERTH_SESSION_PARTS) store part n (1-based)
+     * of rec->total_parts with upload_write at offset (n-1) * rec->part_size;
+     * every part but the last is exactly part_size bytes. A backend derives
+     * the part number from offset / part_size (S3: part n is multipart part
+     * n). Parts of one session are written concurrently, at most one write
+     * per part number at a time; the same part may be written again (the
+     * last write wins). The engine passes each write a copy of the record:
+     * changes a write makes to rec->backend are NOT saved for part sessions,
+     * so a backend keeps no per-part state in the record (S3 lists its parts
+     * at completion). upload_commit then gets rec->offset = the object's
+     * size.
+     *
+     * upload_read: up to len bytes of the session's stored data from
+     *   `offset` into buf, *got set (0 at the end of what is stored). The
+     *   engine reads only ranges it has stored and recorded: to check a
+     *   re-sent part and to hash, at completion, the bytes it could not
+     *   hash as they arrived. Optional: without it re-sent parts are always
+     *   rewritten and completing an out-of-order session fails.
+     * upload_parts_check: optional; BERTH_EINVALID (with a message the
+     *   client sees) when the backend cannot store parts of this layout (S3:
+     *   parts under 5 MiB but the last). Called before upload_create. */
+    int (*upload_read)(berth_storage_t *b, berth_record_t *rec, uint64_t offset, void *buf, size_t len, size_t *got);
+    int (*upload_parts_check)(berth_storage_t *b, uint64_t part_size, uint64_t total_parts);
+
+    /* --- version 3: registry metadata (core/registry.h) and listings for gc --- */
+
+    /* Metadata: small objects (at most BERTH_META_VALUE_MAX bytes) under
+     * keys. A key is 1..BERTH_META_KEY_MAX bytes of components separated by
+     * single '/', each component 1+ characters of [A-Za-z0-9._-] and not
+     * "." or ".."; no leading or trailing '/'. Keys are case-sensitive. A key
+     * may also be a proper prefix of another ("a/b" and "a/b/c" both exist):
+     * the namespace is flat, as S3's, and a backend with directories must
+     * encode it (the filesystem appends '~' to the file of a key). The
+     * wrappers check keys and prefixes.
+     * meta_get: malloc'd copy into *buf (caller frees; NUL-terminated past
+     *   *len for convenience); BERTH_ENOTFOUND if absent.
+     * meta_put: creates or replaces the object whole: a reader sees the old
+     *   value or the new one, never a mix or a part, also after a crash.
+     * meta_delete: BERTH_ENOTFOUND if absent.
+     * meta_list: calls cb with the full key of every object whose key starts
+     *   with `prefix`, at any depth, each once, in no particular order.
+     *   `prefix` is "" (everything) or a valid key followed by '/'. Objects
+     *   put or deleted during the walk may or may not be seen. 0 (not
+     *   ENOTFOUND) when nothing matches. */
+    int (*meta_get)(berth_storage_t *b, const char *key, char **buf, size_t *len);
+    int (*meta_put)(berth_storage_t *b, const char *key, const char *buf, size_t len);
+    int (*meta_delete)(berth_storage_t *b, const char *key);
+    int (*meta_list)(berth_storage_t *b, const char *prefix, berth_storage_list_cb cb, void *ctx);
+
+    /* Listings for garbage collection, in no particular order; entries
+     * created or removed during the walk may or may not be seen.
+     * blob_list: every stored blob (committed, not session data).
+     * link_list: every repository link (link_put not yet link_removed). */
+    int (*blob_list)(berth_storage_t *b, berth_storage_blob_cb cb, void *ctx);
+    int (*link_list)(berth_storage_t *b, berth_storage_link_cb cb, void *ctx);
 };
 
 /* Creates the backend named by cfg->storage_driver with the options of its
@@ -111,6 +180,20 @@ int berth_storage_blob_remove(berth_storage_t *b, const char *digest);
 int berth_storage_link_put(berth_storage_t *b, const char *repo, const char *digest);
 int berth_storage_link_get(berth_storage_t *b, const char *repo, const char *digest);
 int berth_storage_link_remove(berth_storage_t *b, const char *repo, const char *digest);
+/* Version 2. upload_parts_check answers 0 when the backend lacks it. */
+int berth_storage_upload_read(berth_storage_t *b, berth_record_t *rec, uint64_t offset, void *buf, size_t len,
+                              size_t *got);
+int berth_storage_upload_parts_check(berth_storage_t *b, uint64_t part_size, uint64_t total_parts);
+/* Version 3. A backend of an older version answers "not supported". */
+int berth_storage_meta_get(berth_storage_t *b, const char *key, char **buf, size_t *len);
+int berth_storage_meta_put(berth_storage_t *b, const char *key, const char *buf, size_t len);
+int berth_storage_meta_delete(berth_storage_t *b, const char *key);
+int berth_storage_meta_list(berth_storage_t *b, const char *prefix, berth_storage_list_cb cb, void *ctx);
+int berth_storage_blob_list(berth_storage_t *b, berth_storage_blob_cb cb, void *ctx);
+int berth_storage_link_list(berth_storage_t *b, berth_storage_link_cb cb, void *ctx);
+
+/* 1 if `key` is a valid metadata key (see meta_get), else 0. */
+int berth_meta_key_valid(const char *key, size_t len);
 
 /* Fault injection for tests: when the environment variable
  * BERTH_FAULT="<method>:<code>[:<count>]" is set at startup (for example

@@ -560,6 +560,46 @@ done:
     return err;
 }
 
+/* Reads what upload_write stored; the engine asks only for recorded bytes,
+ * so a short read means the data is shorter than the record says. */
+static int fs__upload_read(berth_storage_t *b, berth_record_t *rec, uint64_t offset, void *buf, size_t len,
+                           size_t *got)
+{
+    berth_fs_t *fs = fs__of(b);
+    char path[FS__PATH_MAX];
+    char *p = buf;
+    size_t total = 0;
+    int fd = -1, err;
+
+    *got = 0;
+    if ((err = fs__path(path, "uploads/%s/data", rec->id)) < 0)
+        goto done;
+    if ((fd = openat(fs->rootfd, path, O_RDONLY | O_CLOEXEC)) < 0) {
+        err = fs__errno(errno, "open", path);
+        goto done;
+    }
+    if (offset > (uint64_t)INT64_MAX)
+        goto done;
+    while (total < len) {
+        ssize_t n = pread(fd, p + total, len - total, (off_t)(offset + total));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = fs__errno(errno, "read", path);
+            goto done;
+        }
+        if (n == 0)
+            break;
+        total += (size_t)n;
+    }
+    *got = total;
+
+done:
+    if (fd >= 0)
+        close(fd);
+    return err;
+}
+
 /* ---- blobs --------------------------------------------------------------- */
 
 static int fs__blob_path(char *out, const char *digest)
@@ -690,6 +730,289 @@ static int fs__link_remove(berth_storage_t *b, const char *repo, const char *dig
     return 0;
 }
 
+/* ---- version 3: metadata and listings ----------------------------------- */
+
+#define FS__META_SUFFIX '~'
+#define FS__WALK_DEPTH 64
+
+/* Called for each regular file under a walked directory with its path
+ * relative to the root and its stat; non-zero stops the walk. */
+typedef int (*fs__walk_cb)(void *ctx, const char *rel, const struct stat *st);
+
+/* Depth-first walk of directory `rel` (a path relative to the root, in a
+ * buffer of FS__PATH_MAX that is extended and restored in place). A missing
+ * directory, or an entry vanishing under us, is not an error: listings race
+ * with deletes by design. */
+static int fs__walk(berth_fs_t *fs, char *rel, int depth, fs__walk_cb cb, void *ctx)
+{
+    size_t base = strlen(rel);
+    struct dirent *de;
+    DIR *dir = NULL;
+    int fd, err = 0;
+
+    if (depth > FS__WALK_DEPTH)
+        return berth_error_set(BERTH_EIO, "walk %s: too deep", rel);
+    if ((fd = openat(fs->rootfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : fs__errno(errno, "open", rel);
+    if ((dir = fdopendir(fd)) == NULL) {
+        err = fs__errno(errno, "opendir", rel);
+        close(fd);
+        return err;
+    }
+    errno = 0;
+    while ((de = readdir(dir)) != NULL) {
+        struct stat st;
+        size_t nlen = strlen(de->d_name);
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            goto next;
+        if (base + 1 + nlen >= FS__PATH_MAX)
+            goto next; /* not a name berth made */
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                goto next;
+            err = fs__errno(errno, "stat", de->d_name);
+            goto done;
+        }
+        rel[base] = '/';
+        memcpy(rel + base + 1, de->d_name, nlen + 1);
+        if (S_ISDIR(st.st_mode))
+            err = fs__walk(fs, rel, depth + 1, cb, ctx);
+        else if (S_ISREG(st.st_mode))
+            err = cb(ctx, rel, &st);
+        rel[base] = '\0';
+        if (err != 0)
+            goto done;
+    next:
+        errno = 0;
+    }
+    if (errno != 0)
+        err = fs__errno(errno, "readdir", rel);
+
+done:
+    rel[base] = '\0';
+    closedir(dir);
+    return err;
+}
+
+static int fs__meta_path(char *out, const char *key)
+{
+    return fs__path(out, "meta/%s%c", key, FS__META_SUFFIX);
+}
+
+static int fs__meta_get(berth_storage_t *b, const char *key, char **buf, size_t *len)
+{
+    berth_fs_t *fs = fs__of(b);
+    char path[FS__PATH_MAX];
+    char *data = NULL;
+    struct stat st;
+    size_t got = 0;
+    int fd = -1, err;
+
+    if ((err = fs__meta_path(path, key)) < 0)
+        goto done;
+    if ((fd = openat(fs->rootfd, path, O_RDONLY | O_CLOEXEC)) < 0) {
+        err = fs__errno(errno == ENOTDIR ? ENOENT : errno, "open", path);
+        goto done;
+    }
+    if (fstat(fd, &st) < 0) {
+        err = fs__errno(errno, "stat", path);
+        goto done;
+    }
+    if (st.st_size > BERTH_META_VALUE_MAX) {
+        err = berth_error_set(BERTH_EIO, "%s: metadata object too large (%lld bytes)", path, (long long)st.st_size);
+        goto done;
+    }
+    if ((data = malloc((size_t)st.st_size + 1)) == NULL) {
+        err = berth_error_set(BERTH_ERR, "out of memory");
+        goto done;
+    }
+    /* Replaced by rename only, never written in place. */
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, data + got, (size_t)st.st_size - got, (off_t)got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = fs__errno(errno, "read", path);
+            goto done;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    data[got] = '\0';
+    *buf = data;
+    *len = got;
+    data = NULL;
+
+done:
+    if (fd >= 0)
+        close(fd);
+    free(data);
+    return err;
+}
+
+static int fs__meta_put(berth_storage_t *b, const char *key, const char *buf, size_t len)
+{
+    berth_fs_t *fs = fs__of(b);
+    char dir[FS__PATH_MAX], name[FS__PATH_MAX];
+    const char *slash = strrchr(key, '/');
+    int err = 0;
+
+    if (slash != NULL)
+        err = fs__path(dir, "meta/%.*s", (int)(slash - key), key);
+    else
+        err = fs__path(dir, "meta");
+    if (err < 0 || (err = fs__path(name, "%s%c", slash != NULL ? slash + 1 : key, FS__META_SUFFIX)) < 0)
+        return err;
+    /* A meta_delete emptying the directory removes it; a put that loses
+     * that race finds its directory gone and makes it again. */
+    for (int attempt = 0; attempt < 4; attempt++) {
+        if ((err = fs__mkdirs(fs, dir)) < 0)
+            return err;
+        err = fs__replace_file(fs, dir, name, buf, len, fs->sync != BERTH_SYNC_NONE);
+        if (err != BERTH_ENOTFOUND)
+            return err;
+    }
+    return err;
+}
+
+static int fs__meta_delete(berth_storage_t *b, const char *key)
+{
+    berth_fs_t *fs = fs__of(b);
+    char path[FS__PATH_MAX];
+    char *slash;
+    int err;
+
+    if ((err = fs__meta_path(path, key)) < 0)
+        return err;
+    if (unlinkat(fs->rootfd, path, 0) < 0)
+        return fs__errno(errno == ENOTDIR ? ENOENT : errno, "unlink", path);
+    if (fs->sync == BERTH_SYNC_ALWAYS) {
+        char dir[FS__PATH_MAX];
+        memcpy(dir, path, sizeof(dir));
+        if ((slash = strrchr(dir, '/')) != NULL) {
+            *slash = '\0';
+            fs__sync_dir(fs, dir);
+        }
+    }
+    /* Best effort: drop the directories this leaves empty, up to meta/. */
+    while ((slash = strrchr(path, '/')) != NULL) {
+        *slash = '\0';
+        if (strcmp(path, "meta") == 0 || unlinkat(fs->rootfd, path, AT_REMOVEDIR) < 0)
+            break;
+    }
+    return 0;
+}
+
+typedef struct fs__meta_walk {
+    berth_storage_list_cb cb;
+    void *ctx;
+} fs__meta_walk_t;
+
+static int fs__meta_walk_cb(void *ctx, const char *rel, const struct stat *st)
+{
+    fs__meta_walk_t *w = ctx;
+    char key[FS__PATH_MAX];
+    size_t len = strlen(rel);
+
+    /* "meta/<key>~"; temporary files and strangers are skipped. */
+    if (len < 6 || rel[len - 1] != FS__META_SUFFIX)
+        return 0;
+    memcpy(key, rel + 5, len - 6);
+    key[len - 6] = '\0';
+    if (!berth_meta_key_valid(key, len - 6))
+        return 0;
+    return w->cb(w->ctx, key);
+}
+
+static int fs__meta_list(berth_storage_t *b, const char *prefix, berth_storage_list_cb cb, void *ctx)
+{
+    berth_fs_t *fs = fs__of(b);
+    char rel[FS__PATH_MAX];
+    fs__meta_walk_t w = {.cb = cb, .ctx = ctx};
+    size_t plen = strlen(prefix);
+    int err;
+
+    /* The prefix ends in '/': its directory, without the slash. */
+    if (plen == 0)
+        err = fs__path(rel, "meta");
+    else
+        err = fs__path(rel, "meta/%.*s", (int)(plen - 1), prefix);
+    if (err < 0)
+        return err;
+    return fs__walk(fs, rel, 0, fs__meta_walk_cb, &w);
+}
+
+typedef struct fs__blob_walk {
+    berth_storage_blob_cb cb;
+    void *ctx;
+} fs__blob_walk_t;
+
+static int fs__hex64(const char *s)
+{
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static int fs__blob_walk_cb(void *ctx, const char *rel, const struct stat *st)
+{
+    fs__blob_walk_t *w = ctx;
+    char digest[BERTH_DIGEST_LEN];
+    /* "blobs/sha256/<aa>/<hex>/data" */
+    static const size_t want = 13 + 3 + 65 + 4;
+
+    if (strlen(rel) != want || memcmp(rel, "blobs/sha256/", 13) != 0 || rel[15] != '/' ||
+        memcmp(rel + 16, rel + 13, 2) != 0 || !fs__hex64(rel + 16) || strcmp(rel + 80, "/data") != 0)
+        return 0;
+    snprintf(digest, sizeof(digest), "sha256:%.64s", rel + 16);
+    return w->cb(w->ctx, digest, (uint64_t)st->st_size, (int64_t)st->st_mtime);
+}
+
+static int fs__blob_list(berth_storage_t *b, berth_storage_blob_cb cb, void *ctx)
+{
+    char rel[FS__PATH_MAX] = "blobs/sha256";
+    fs__blob_walk_t w = {.cb = cb, .ctx = ctx};
+
+    return fs__walk(fs__of(b), rel, 0, fs__blob_walk_cb, &w);
+}
+
+typedef struct fs__link_walk {
+    berth_storage_link_cb cb;
+    void *ctx;
+} fs__link_walk_t;
+
+static int fs__link_walk_cb(void *ctx, const char *rel, const struct stat *st)
+{
+    fs__link_walk_t *w = ctx;
+    char repo[BERTH_NAME_MAX + 1], digest[BERTH_DIGEST_LEN];
+    /* "repositories/<repo>/_layers/sha256/<hex>/link" */
+    static const char mid[] = "/_layers/sha256/";
+    size_t len = strlen(rel), rlen;
+
+    if (len < 13 + 1 + sizeof(mid) - 1 + 64 + 5 || memcmp(rel, "repositories/", 13) != 0 ||
+        strcmp(rel + len - 5, "/link") != 0)
+        return 0;
+    rlen = len - 5 - 64 - (sizeof(mid) - 1) - 13;
+    if (memcmp(rel + 13 + rlen, mid, sizeof(mid) - 1) != 0 || !fs__hex64(rel + len - 5 - 64) || rlen > BERTH_NAME_MAX)
+        return 0;
+    memcpy(repo, rel + 13, rlen);
+    repo[rlen] = '\0';
+    if (!berth_name_valid(repo, rlen))
+        return 0;
+    snprintf(digest, sizeof(digest), "sha256:%.64s", rel + len - 5 - 64);
+    return w->cb(w->ctx, repo, digest, (int64_t)st->st_mtime);
+}
+
+static int fs__link_list(berth_storage_t *b, berth_storage_link_cb cb, void *ctx)
+{
+    char rel[FS__PATH_MAX] = "repositories";
+    fs__link_walk_t w = {.cb = cb, .ctx = ctx};
+
+    return fs__walk(fs__of(b), rel, 0, fs__link_walk_cb, &w);
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static void fs__free(berth_storage_t *b)
@@ -728,7 +1051,7 @@ static int fs__mkdirs_root(const char *root)
 
 int berth_storage_fs_new(berth_storage_t **out, const berth_fs_options_t *o)
 {
-    static const char *const dirs[] = {"uploads", "blobs/sha256", "repositories"};
+    static const char *const dirs[] = {"uploads", "blobs/sha256", "repositories", "meta"};
     berth_fs_t *fs = NULL;
     int err;
 
@@ -756,6 +1079,13 @@ int berth_storage_fs_new(berth_storage_t **out, const berth_fs_options_t *o)
     fs->super.link_put = fs__link_put;
     fs->super.link_get = fs__link_get;
     fs->super.link_remove = fs__link_remove;
+    fs->super.upload_read = fs__upload_read;
+    fs->super.meta_get = fs__meta_get;
+    fs->super.meta_put = fs__meta_put;
+    fs->super.meta_delete = fs__meta_delete;
+    fs->super.meta_list = fs__meta_list;
+    fs->super.blob_list = fs__blob_list;
+    fs->super.link_list = fs__link_list;
     fs->sync = o->sync;
     atomic_init(&fs->direct, 1);
 

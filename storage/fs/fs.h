@@ -6,6 +6,10 @@
  *   uploads/<id>/record.json   its record, replaced by write+fsync+rename
  *   blobs/sha256/<aa>/<hex>/data          content-addressed blobs
  *   repositories/<name>/_layers/sha256/<hex>/link   "sha256:<hex>\n"
+ *   meta/<key>~                metadata object <key> (version 3), replaced
+ *                              by write+rename; the '~' (not allowed in
+ *                              keys) lets key "a/b" (file a/b~) and key
+ *                              "a/b/c" (directory a/b/) coexist
  *
  * A blob is committed by renaming the session's data file into place, so
  * completion costs the same whatever the size.

@@ -18,7 +18,9 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/digest.h"
 #include "core/error.h"
@@ -455,6 +457,224 @@ Test(CONTRACT_SUITE, wrappers_reject_names_that_could_escape_the_storage)
     cr_assert_eq(berth_storage_upload_write(contract_b, NULL, 0, "x", 1), BERTH_EINVALID);
     cr_assert_eq(berth_storage_blob_read(NULL, digest, 0, buf, 0, &len), BERTH_EINVALID);
     berth_record_clear(&rec);
+}
+
+/* ---- version 3: metadata and listings ------------------------------------------ */
+
+typedef struct contract_keys {
+    char keys[16][BERTH_META_KEY_MAX + 1];
+    size_t n;
+} contract_keys_t;
+
+static int contract_keys_cb(void *ctx, const char *key)
+{
+    contract_keys_t *k = ctx;
+
+    if (k->n < 16)
+        snprintf(k->keys[k->n], sizeof(k->keys[0]), "%s", key);
+    k->n++;
+    return 0;
+}
+
+static int contract_keys_has(const contract_keys_t *k, const char *key)
+{
+    int found = 0;
+
+    for (size_t i = 0; i < k->n && i < 16; i++)
+        found += strcmp(k->keys[i], key) == 0;
+    return found;
+}
+
+Test(CONTRACT_SUITE, meta_put_get_replace_delete)
+{
+    char *buf = NULL;
+    size_t len = 0;
+
+    cr_assert_eq(berth_storage_meta_get(contract_b, "r/a/tags/latest", &buf, &len), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_storage_meta_put(contract_b, "r/a/tags/latest", "a longer first value", 20), 0, "%s",
+                 berth_error_last());
+    cr_assert_eq(berth_storage_meta_put(contract_b, "r/a/tags/latest", "v2", 2), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_meta_get(contract_b, "r/a/tags/latest", &buf, &len), 0, "%s", berth_error_last());
+    cr_assert_eq(len, 2, "put replaces the value whole");
+    cr_assert_eq(memcmp(buf, "v2", 2), 0);
+    cr_assert_eq(buf[len], '\0', "values come back NUL-terminated");
+    free(buf);
+    buf = NULL;
+    cr_assert_eq(berth_storage_meta_put(contract_b, "empty", "", 0), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_meta_get(contract_b, "empty", &buf, &len), 0);
+    cr_assert_eq(len, 0);
+    free(buf);
+    cr_assert_eq(berth_storage_meta_delete(contract_b, "r/a/tags/latest"), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_meta_get(contract_b, "r/a/tags/latest", &buf, &len), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_storage_meta_delete(contract_b, "r/a/tags/latest"), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_storage_meta_put(contract_b, "r/a/tags/latest", "v3", 2), 0, "a deleted key can come back");
+}
+
+Test(CONTRACT_SUITE, meta_keys_may_be_prefixes_of_other_keys)
+{
+    char *buf = NULL;
+    size_t len = 0;
+
+    /* Repository "a" and repository "a/b" both have objects. */
+    cr_assert_eq(berth_storage_meta_put(contract_b, "c/a", "1", 1), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_meta_put(contract_b, "c/a/b", "2", 1), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_meta_get(contract_b, "c/a", &buf, &len), 0);
+    cr_assert_eq(buf[0], '1');
+    free(buf);
+    cr_assert_eq(berth_storage_meta_get(contract_b, "c/a/b", &buf, &len), 0);
+    cr_assert_eq(buf[0], '2');
+    free(buf);
+    cr_assert_eq(berth_storage_meta_get(contract_b, "c", &buf, &len), BERTH_ENOTFOUND, "no object at a bare prefix");
+    cr_assert_eq(berth_storage_meta_delete(contract_b, "c/a"), 0);
+    cr_assert_eq(berth_storage_meta_get(contract_b, "c/a/b", &buf, &len), 0, "deleting a/ leaves a/b");
+    free(buf);
+}
+
+Test(CONTRACT_SUITE, meta_list_names_every_key_under_a_prefix_once)
+{
+    contract_keys_t k = {.n = 0};
+
+    cr_assert_eq(berth_storage_meta_list(contract_b, "", contract_keys_cb, &k), 0);
+    cr_assert_eq(k.n, 0, "a new backend lists nothing");
+    cr_assert_eq(berth_storage_meta_list(contract_b, "nothing/here/", contract_keys_cb, &k), 0,
+                 "an empty prefix is not an error");
+    cr_assert_eq(k.n, 0);
+    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/a/_t/v1", "x", 1), 0);
+    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/a/_t/V1.0-rc_1", "x", 1), 0);
+    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/a/b/_t/v1", "x", 1), 0);
+    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/ab/_t/v1", "x", 1), 0);
+    cr_assert_eq(berth_storage_meta_put(contract_b, "other", "x", 1), 0);
+    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/a/_t/v1", "y", 1), 0, "a replaced key once");
+
+    cr_assert_eq(berth_storage_meta_list(contract_b, "repositories/a/", contract_keys_cb, &k), 0, "%s",
+                 berth_error_last());
+    cr_assert_eq(k.n, 3, "listed %zu keys", k.n);
+    cr_assert_eq(contract_keys_has(&k, "repositories/a/_t/v1"), 1);
+    cr_assert_eq(contract_keys_has(&k, "repositories/a/_t/V1.0-rc_1"), 1);
+    cr_assert_eq(contract_keys_has(&k, "repositories/a/b/_t/v1"), 1, "keys at any depth");
+    k.n = 0;
+    cr_assert_eq(berth_storage_meta_list(contract_b, "", contract_keys_cb, &k), 0);
+    cr_assert_eq(k.n, 5);
+    cr_assert_eq(contract_keys_has(&k, "other"), 1);
+    k.n = 0;
+    cr_assert_eq(berth_storage_meta_delete(contract_b, "repositories/a/b/_t/v1"), 0);
+    cr_assert_eq(berth_storage_meta_list(contract_b, "repositories/a/", contract_keys_cb, &k), 0);
+    cr_assert_eq(k.n, 2, "a deleted key is not listed");
+}
+
+Test(CONTRACT_SUITE, meta_wrappers_reject_bad_keys)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    contract_keys_t k = {.n = 0};
+    static const char *const bad[] = {"", "/a", "a/", "a//b", "a/../b", "..", ".", "a/./b", "a b", "a:b", "a~",
+                                      "a\\b", "\xc3\xa9"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(berth_storage_meta_put(contract_b, bad[i], "x", 1), BERTH_EINVALID, "accepted \"%s\"", bad[i]);
+        cr_assert_eq(berth_storage_meta_get(contract_b, bad[i], &buf, &len), BERTH_EINVALID);
+        cr_assert_eq(berth_storage_meta_delete(contract_b, bad[i]), BERTH_EINVALID);
+    }
+    cr_assert_eq(berth_storage_meta_list(contract_b, "a", contract_keys_cb, &k), BERTH_EINVALID, "no slash");
+    cr_assert_eq(berth_storage_meta_list(contract_b, "../", contract_keys_cb, &k), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_meta_list(contract_b, "/", contract_keys_cb, &k), BERTH_EINVALID);
+    cr_assert(berth_meta_key_valid("a/..b/c.d/_e-f", 14));
+}
+
+typedef struct contract_blobs {
+    char digests[8][BERTH_DIGEST_LEN];
+    uint64_t sizes[8];
+    int64_t mtimes[8];
+    char repos[8][BERTH_NAME_MAX + 1];
+    size_t n;
+} contract_blobs_t;
+
+static int contract_blobs_cb(void *ctx, const char *digest, uint64_t size, int64_t mtime)
+{
+    contract_blobs_t *l = ctx;
+
+    if (l->n < 8) {
+        snprintf(l->digests[l->n], BERTH_DIGEST_LEN, "%s", digest);
+        l->sizes[l->n] = size;
+        l->mtimes[l->n] = mtime;
+    }
+    l->n++;
+    return 0;
+}
+
+static int contract_links_cb(void *ctx, const char *repo, const char *digest, int64_t mtime)
+{
+    contract_blobs_t *l = ctx;
+
+    if (l->n < 8) {
+        snprintf(l->repos[l->n], sizeof(l->repos[0]), "%s", repo);
+        snprintf(l->digests[l->n], BERTH_DIGEST_LEN, "%s", digest);
+        l->mtimes[l->n] = mtime;
+    }
+    l->n++;
+    return 0;
+}
+
+Test(CONTRACT_SUITE, blob_list_names_committed_blobs_with_size_and_time)
+{
+    char d1[BERTH_DIGEST_LEN], d2[BERTH_DIGEST_LEN];
+    contract_blobs_t l = {.n = 0};
+    berth_record_t rec;
+    int64_t now = (int64_t)time(NULL);
+
+    cr_assert_eq(berth_storage_blob_list(contract_b, contract_blobs_cb, &l), 0);
+    cr_assert_eq(l.n, 0);
+    contract_blob_make("first blob", 10, d1);
+    contract_blob_make("second", 6, d2);
+    /* An open session's bytes are not a blob. */
+    contract_session_new(&rec);
+    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 0, "pending", 7), 0);
+    cr_assert_eq(berth_storage_blob_list(contract_b, contract_blobs_cb, &l), 0, "%s", berth_error_last());
+    cr_assert_eq(l.n, 2, "listed %zu blobs", l.n);
+    for (size_t i = 0; i < 2; i++) {
+        int first = strcmp(l.digests[i], d1) == 0;
+        cr_assert(first || strcmp(l.digests[i], d2) == 0, "unexpected %s", l.digests[i]);
+        cr_assert_eq(l.sizes[i], first ? 10u : 6u);
+        cr_assert(l.mtimes[i] >= now - 600 && l.mtimes[i] <= now + 600, "mtime %lld", (long long)l.mtimes[i]);
+    }
+    cr_assert_eq(berth_storage_blob_remove(contract_b, d1), 0);
+    l.n = 0;
+    cr_assert_eq(berth_storage_blob_list(contract_b, contract_blobs_cb, &l), 0);
+    cr_assert_eq(l.n, 1);
+    cr_assert_str_eq(l.digests[0], d2);
+    berth_storage_upload_remove(contract_b, rec.id, &rec);
+    berth_record_clear(&rec);
+}
+
+Test(CONTRACT_SUITE, link_list_names_every_repository_link)
+{
+    char d1[BERTH_DIGEST_LEN], d2[BERTH_DIGEST_LEN];
+    contract_blobs_t l = {.n = 0};
+    int seen = 0;
+
+    cr_assert_eq(berth_storage_link_list(contract_b, contract_links_cb, &l), 0);
+    cr_assert_eq(l.n, 0);
+    berth_sha256_of("one", 3, d1);
+    berth_sha256_of("two", 3, d2);
+    cr_assert_eq(berth_storage_link_put(contract_b, "library/a", d1), 0);
+    cr_assert_eq(berth_storage_link_put(contract_b, "library/a", d2), 0);
+    cr_assert_eq(berth_storage_link_put(contract_b, "library", d1), 0);
+    cr_assert_eq(berth_storage_link_put(contract_b, "library/a/deeper", d2), 0);
+    cr_assert_eq(berth_storage_link_list(contract_b, contract_links_cb, &l), 0, "%s", berth_error_last());
+    cr_assert_eq(l.n, 4, "listed %zu links", l.n);
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(l.repos[i], "library/a") == 0)
+            seen |= strcmp(l.digests[i], d1) == 0 ? 1 : 2;
+        else if (strcmp(l.repos[i], "library") == 0 && strcmp(l.digests[i], d1) == 0)
+            seen |= 4;
+        else if (strcmp(l.repos[i], "library/a/deeper") == 0 && strcmp(l.digests[i], d2) == 0)
+            seen |= 8;
+    }
+    cr_assert_eq(seen, 15, "links seen: %d", seen);
+    cr_assert_eq(berth_storage_link_remove(contract_b, "library/a", d1), 0);
+    l.n = 0;
+    cr_assert_eq(berth_storage_link_list(contract_b, contract_links_cb, &l), 0);
+    cr_assert_eq(l.n, 3, "a removed link is not listed");
 }
 
 #endif

@@ -141,6 +141,8 @@ Test(record, parts_sessions_keep_arbitrary_received_sets)
     make_oci(&rec, 0);
     rec.kind = BERTH_SESSION_PARTS;
     rec.status = BERTH_STATUS_ABORTED;
+    rec.part_size = 4; /* a part record needs a layout the parts fit in */
+    rec.total_parts = 100;
     cr_assert_eq(berth_rangeset_parse(&rec.received, "1-50,52,55-100", 14), 0);
     char *text = encode(&rec);
     berth_record_init(&back);
