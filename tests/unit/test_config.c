@@ -165,7 +165,7 @@ Test(config, unknown_keys_are_named_with_their_line)
     assert_error("http:\n  tls:\n    ca: x\n", "test.yaml:3: unknown key 'http.tls.ca'");
     assert_error("storage:\n  filesystem:\n    maxthreads: 100\n",
                  "test.yaml:3: unknown key 'storage.filesystem.maxthreads'");
-    assert_error("storage:\n  delete:\n    enabled: true\n", "test.yaml:2: unknown key 'storage.delete'");
+    assert_error("storage:\n  redirect:\n    disable: true\n", "test.yaml:2: unknown key 'storage.redirect'");
     assert_error("http.threads: 4\n", "test.yaml:1: unknown key 'http.threads'");
     assert_error("log:\n  level: info\n  version: 1\n", "unknown key 'log.version'");
 }
