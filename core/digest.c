@@ -8,8 +8,11 @@
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 
+#include <limits.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/digest.h"
@@ -211,4 +214,44 @@ void berth_sha256_update_wait(berth_sha256_job_t *job)
     if (job->threaded)
         pthread_join(job->thread, NULL);
     job->threaded = 0;
+}
+
+int berth_base64_decode(const char *in, size_t len, unsigned char *out, size_t outsz, size_t *outlen)
+{
+    unsigned char *tmp = NULL;
+    char *padded = NULL;
+    size_t pad, n;
+    int got, ret = -1;
+
+    /* EVP_DecodeBlock wants whole quanta, skips blanks and takes '=' inside
+     * the text: give it the padding a client may leave out, and accept
+     * only the alphabet followed by at most two '='. */
+    size_t body = len;
+    while (body > 0 && len - body < 2 && in[body - 1] == '=')
+        body--;
+    if (body % 4 == 1 || (len > body && (len % 4 != 0 || body % 4 == 0)) || len > (size_t)INT_MAX - 4)
+        return -1;
+    for (size_t i = 0; i < body; i++)
+        if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", in[i]) == NULL || in[i] == '\0')
+            return -1;
+    pad = (4 - len % 4) % 4;
+    if ((padded = malloc(len + pad + 1)) == NULL || (tmp = malloc((len + pad) / 4 * 3 + 1)) == NULL)
+        goto done;
+    memcpy(padded, in, len);
+    memset(padded + len, '=', pad);
+    if ((got = EVP_DecodeBlock(tmp, (const unsigned char *)padded, (int)(len + pad))) < 0)
+        goto done;
+    /* EVP_DecodeBlock counts padding as zero bytes. */
+    n = (size_t)got;
+    for (size_t i = len + pad; i > 0 && padded[i - 1] == '=' && n > 0; i--)
+        n--;
+    if (n > outsz)
+        goto done;
+    memcpy(out, tmp, n);
+    *outlen = n;
+    ret = 0;
+done:
+    free(padded);
+    free(tmp);
+    return ret;
 }

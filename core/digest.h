@@ -58,4 +58,10 @@ void berth_sha256_update_wait(berth_sha256_job_t *job);
 /* One-shot "sha256:<hex>" of a buffer. */
 void berth_sha256_of(const void *data, size_t len, char out[BERTH_DIGEST_LEN]);
 
+/* Decodes standard base64 (RFC 4648 section 4, padding optional) of `len`
+ * characters into out, at most `outsz` bytes; *outlen gets the decoded
+ * length. -1 when the text is malformed or decodes to more than outsz
+ * bytes, else 0. (Used by Basic credentials and Content-Digest.) */
+int berth_base64_decode(const char *in, size_t len, unsigned char *out, size_t outsz, size_t *outlen);
+
 #endif

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "core/digest.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "http/app.h"
@@ -222,48 +223,16 @@ static int auth__basic(const char *header, size_t len, const char **tok, size_t 
     return 0;
 }
 
-static int auth__b64val(int c)
+/* Basic credentials "user:password" from their base64 token into out
+ * (NUL-terminated); -1 when malformed or when they hold a NUL. */
+static int auth__decode_token(const char *tok, size_t len, char *out, size_t outsz)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
+    size_t n;
 
-/* Standard base64 with optional padding into out (NUL-terminated); -1 when
- * malformed or when the result holds a NUL. */
-static int auth__b64decode(const char *in, size_t len, char *out, size_t outsz)
-{
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-
-    while (len > 0 && in[len - 1] == '=')
-        len--;
-    for (size_t i = 0; i < len; i++) {
-        int v = auth__b64val((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            char c = (char)((acc >> bits) & 0xff);
-            if (c == '\0' || o + 1 >= outsz)
-                return -1;
-            out[o++] = c;
-        }
-    }
-    if (bits >= 6)
-        return -1; /* a dangling sextet: not a whole byte */
-    out[o] = '\0';
+    if (outsz == 0 || berth_base64_decode(tok, len, (unsigned char *)out, outsz - 1, &n) < 0 ||
+        memchr(out, '\0', n) != NULL)
+        return -1;
+    out[n] = '\0';
     return 0;
 }
 
@@ -294,7 +263,7 @@ int berth_auth_verify(berth_auth_t *a, const char *header, size_t len, const cha
 
     *user = NULL;
     if (a == NULL || a->nusers == 0 || auth__basic(header, len, &tok, &tlen) < 0 ||
-        auth__b64decode(tok, tlen, plain, sizeof(plain)) < 0 || (colon = strchr(plain, ':')) == NULL)
+        auth__decode_token(tok, tlen, plain, sizeof(plain)) < 0 || (colon = strchr(plain, ':')) == NULL)
         return BERTH_AUTH_DENIED;
     *colon = '\0';
     pass = colon + 1;

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/digest.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/parts.h"
@@ -502,44 +503,12 @@ done:
     json_decref(body);
 }
 
-static int sessions__b64val(int c)
+/* Exactly 32 bytes of base64; -1 otherwise. */
+static int sessions__b64_sha256(const char *in, size_t len, unsigned char sha[32])
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
+    size_t n;
 
-/* Decodes exactly `want` bytes of padded or unpadded base64; -1 otherwise. */
-static int sessions__b64(const char *in, size_t len, unsigned char *out, size_t want)
-{
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-
-    while (len > 0 && in[len - 1] == '=')
-        len--;
-    for (size_t i = 0; i < len; i++) {
-        int v = sessions__b64val((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o == want)
-                return -1;
-            out[o++] = (unsigned char)((acc >> bits) & 0xff);
-        }
-    }
-    return o == want && bits < 6 ? 0 : -1;
+    return berth_base64_decode(in, len, sha, 32, &n) == 0 && n == 32 ? 0 : -1;
 }
 
 /* Content-Digest (RFC 9530), a structured-field dictionary such as
@@ -565,7 +534,7 @@ static int sessions__content_digest(const char *v, size_t len, unsigned char sha
         if (eq == SIZE_MAX || eq == i || eq >= mend || mend - eq < 3 || v[eq + 1] != ':' || v[mend - 1] != ':')
             return -1;
         if (eq - i == 7 && memcmp(v + i, "sha-256", 7) == 0) {
-            if (found || sessions__b64(v + eq + 2, mend - eq - 3, sha, 32) < 0)
+            if (found || sessions__b64_sha256(v + eq + 2, mend - eq - 3, sha) < 0)
                 return -1;
             found = 1;
         }

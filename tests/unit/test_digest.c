@@ -233,3 +233,30 @@ Test(digest, hashing_beside_other_work_equals_one_shot)
     }
     free(buf);
 }
+
+Test(digest, base64_decodes_padded_and_unpadded_and_refuses_the_malformed)
+{
+    /* RFC 4648 section 10 vectors, each with and without its padding. */
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const padded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    unsigned char out[16];
+    size_t n;
+
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        size_t len = strlen(padded[i]);
+        cr_assert_eq(berth_base64_decode(padded[i], len, out, sizeof(out), &n), 0, "%s", padded[i]);
+        cr_assert_eq(n, strlen(plain[i]));
+        cr_assert(memcmp(out, plain[i], n) == 0, "%s", padded[i]);
+        while (len > 0 && padded[i][len - 1] == '=')
+            len--;
+        cr_assert_eq(berth_base64_decode(padded[i], len, out, sizeof(out), &n), 0, "unpadded %s", padded[i]);
+        cr_assert_eq(n, strlen(plain[i]));
+        cr_assert(memcmp(out, plain[i], n) == 0, "unpadded %s", padded[i]);
+    }
+    static const char *const bad[] = {"Z", "Zm9v!", "Zm 9v", " Zm9v", "Zm9v\n", "Zg=a", "Z===", "Zm9vY"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(berth_base64_decode(bad[i], strlen(bad[i]), out, sizeof(out), &n), -1, "'%s'", bad[i]);
+    /* Too long for the room given. */
+    cr_assert_eq(berth_base64_decode("Zm9vYmFy", 8, out, 5, &n), -1);
+    cr_assert_eq(berth_base64_decode("Zm9vYmFy", 8, out, 6, &n), 0);
+}
