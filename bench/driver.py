@@ -361,6 +361,92 @@ def fig_put_big(server, data, P):
     return put_latency(server, data, "bench/putbig", 0, P["put_big"], P["put_big_chunk"])
 
 
+def fig_blob_get(server, data, P):
+    """GET of the blob figure 6b stored (1 GiB), one connection, the body
+    read into a reused buffer: MB/s. Checks length, digest header and the
+    first MiB (outside the timing)."""
+    size = P["put_big"]
+    digest = data.digest(0, size)
+    c = http.client.HTTPConnection(server.host, server.port, timeout=SOCK_TIMEOUT)
+    buf = bytearray(MiB)
+    mv = memoryview(buf)
+    first = None
+    got = 0
+    try:
+        t0 = time.perf_counter()
+        c.request("GET", "/v2/bench/putbig/blobs/%s" % digest)
+        r = c.getresponse()
+        # The reference registry may redirect (S3 driver); the filesystem driver serves itself.
+        if r.status != 200:
+            raise BenchError("%s: blob GET answered %d" % (server.name, r.status))
+        while True:
+            n = r.readinto(mv)
+            if not n:
+                break
+            if first is None:
+                first = bytes(mv[:n])
+            got += n
+        secs = time.perf_counter() - t0
+        hdr = r.getheader("Docker-Content-Digest")
+    finally:
+        c.close()
+    if got != size:
+        raise BenchError("%s: blob GET gave %d bytes, want %d" % (server.name, got, size))
+    if hdr is not None and hdr != digest:
+        raise BenchError("%s: blob GET Docker-Content-Digest %s" % (server.name, hdr))
+    if first is None or bytes(data.slice(0, len(first))) != first:
+        raise BenchError("%s: blob GET returned other bytes" % server.name)
+    return size / secs / MB
+
+
+def skopeo_layout(tmp, quick):
+    """The image both servers get from skopeo: an OCI layout of two
+    platforms sharing most layers (tests/integration/ocilayout.py)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests",
+                                    "integration"))
+    import ocilayout
+    d = 8 if quick else 1
+    sizes = (1 * MiB // d, 128 * MiB // d, 64 * MiB // d, 32 * MiB // d, 8 * MiB // d, 1 * MiB // d)
+    lay = ocilayout.build_layout(os.path.join(tmp, "oci-src"), layer_sizes=sizes)
+    return lay, sum(lay.blobs.values())
+
+
+def _skopeo(args):
+    if shutil.which("skopeo") is None:
+        raise BenchError("skopeo is not installed")
+    t0 = time.perf_counter()
+    p = subprocess.run(["skopeo", "--insecure-policy"] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=1800)
+    secs = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise BenchError("skopeo %s: exit %d: %s" % (args[0], p.returncode,
+                                                     p.stdout.decode("utf-8", "replace")[-300:]))
+    return secs
+
+
+def fig_skopeo_push(server, lay):
+    return _skopeo(["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", lay.ref(),
+                    "docker://%s/bench/skopeo:%s" % (server.netloc, lay.tag)])
+
+
+def fig_skopeo_pull(server, lay, tmp):
+    out = os.path.join(tmp, "oci-pull-" + server.name)
+    try:
+        secs = _skopeo(["copy", "--all", "--preserve-digests", "--src-tls-verify=false",
+                        "docker://%s/bench/skopeo:%s" % (server.netloc, lay.tag), "oci:%s:%s" % (out, lay.tag)])
+        with open(os.path.join(out, "index.json")) as f:
+            top = json.load(f)
+        got = [m.get("digest") for m in top.get("manifests", [])]
+        if got != [lay.index_digest]:
+            raise BenchError("%s: pulled index %s, pushed %s" % (server.name, got, lay.index_digest))
+        names = set("sha256:" + n for n in os.listdir(os.path.join(out, "blobs", "sha256")))
+        if names != set(lay.blobs):
+            raise BenchError("%s: pulled blobs differ from the pushed ones" % server.name)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return secs
+
+
 def disk_speed(data, tmp, size):
     """Write size bytes + fsync on the data dirs' filesystem: MB/s (reference)."""
     path = os.path.join(tmp, "disk-test.bin")
@@ -680,6 +766,10 @@ def main():
         Row("putbig", "6b PUT latency after %s" % sz(P["put_big"]), "ms", higher_better=False),
         Row("flat", "6c PUT latency %s / %s" % (sz(P["put_big"]), sz(P["put_small"])), "x",
             higher_better=False),
+        Row("blobget", "9a GET of 6b's %s blob, first read" % sz(P["put_big"]), "MB/s"),
+        Row("blobget2", "9b the same GET again", "MB/s"),
+        Row("skopush", "10a skopeo push, 2-platform image (%s)" % "{image}", "s", higher_better=False),
+        Row("skopull", "10b skopeo pull of the same image", "s", higher_better=False),
         Row("rss", "7 peak RSS (VmHWM)", "MiB", higher_better=False),
         Row("shapct", "8 figure 1 as % of SHA-256 speed", "%", target=("berth >= 40%", None)),
     ]
@@ -746,6 +836,21 @@ def main():
     run("par", lambda s: fig_parallel(s, data, P))
     run("putsmall", lambda s: fig_put_small(s, data, P))
     run("putbig", lambda s: fig_put_big(s, data, P))
+    run("blobget", lambda s: fig_blob_get(s, data, P))
+    run("blobget2", lambda s: fig_blob_get(s, data, P))
+    if not only or only & {"skopush", "skopull"}:
+        try:
+            log("building the OCI image layout skopeo pushes")
+            lay, total = skopeo_layout(a.tmp, a.quick)
+            R["skopush"].label = R["skopush"].label.replace("{image}", "%d blobs, %.0f MiB" % (
+                len(lay.blobs), total / MiB))
+            run("skopush", lambda s: fig_skopeo_push(s, lay))
+            run("skopull", lambda s: fig_skopeo_pull(s, lay, a.tmp))
+        except Exception as e:
+            R["skopush"].label = R["skopush"].label.replace("{image}", "n/a")
+            for k in ("skopush", "skopull"):
+                for s in servers:
+                    R[k].err.setdefault(s.name, "layout: %s" % e)
     for s in servers:
         a_, b_ = R["putsmall"].val.get(s.name), R["putbig"].val.get(s.name)
         if a_ is not None and b_ is not None and a_ > 0:

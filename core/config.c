@@ -77,6 +77,20 @@ static const config__key_t config__keys[] = {
     {"storage.filesystem.sync", CONFIG__ENUM, F(storage_fs_sync), 0, 0, config__sync_names, "commit", NULL},
     {"storage.workers", CONFIG__INT, F(storage_workers), 0, 1024, NULL, "0", NULL},
     {"storage.delete.enabled", CONFIG__BOOL, F(storage_delete_enabled), 0, 1, NULL, "false", NULL},
+    {"storage.s3.bucket", CONFIG__STRING, F(storage_s3_bucket), 3, 63, NULL, NULL, NULL},
+    {"storage.s3.region", CONFIG__STRING, F(storage_s3_region), 1, 64, NULL, "us-east-1", NULL},
+    {"storage.s3.regionendpoint", CONFIG__STRING, F(storage_s3_regionendpoint), 1, 1024, NULL, NULL, NULL},
+    {"storage.s3.accesskey", CONFIG__STRING, F(storage_s3_accesskey), 1, 256, NULL, NULL, NULL},
+    {"storage.s3.secretkey", CONFIG__STRING, F(storage_s3_secretkey), 1, 256, NULL, NULL, NULL},
+    {"storage.s3.rootdirectory", CONFIG__STRING, F(storage_s3_rootdirectory), 0, 512, NULL, "", NULL},
+    {"storage.s3.secure", CONFIG__BOOL, F(storage_s3_secure), 0, 1, NULL, "true", NULL},
+    /* S3's minimum part size is 5 MiB; 10 MiB is the reference registry's default. */
+    {"storage.s3.chunksize", CONFIG__SIZE, F(storage_s3_chunksize), 5ULL << 20, 5ULL << 30, NULL, "10MiB", NULL},
+    {"storage.s3.redirect", CONFIG__BOOL, F(storage_s3_redirect), 0, 1, NULL, "false", NULL},
+    {"storage.s3.connecttimeout", CONFIG__DURATION_MS, F(storage_s3_connecttimeout_ms), 100, 600 * CONFIG__SEC, NULL,
+     "5s", NULL},
+    {"storage.s3.timeout", CONFIG__DURATION_MS, F(storage_s3_timeout_ms), CONFIG__SEC, CONFIG__DAY, NULL, "300s", NULL},
+    {"storage.s3.maxretries", CONFIG__INT, F(storage_s3_maxretries), 0, 20, NULL, "4", NULL},
     {"validation.manifests.maxsize", CONFIG__SIZE, F(validation_manifests_maxsize), CONFIG__KIB, 64ULL << 20, NULL,
      "4MiB", NULL},
     {"uploads.ttl", CONFIG__DURATION_S, F(uploads_ttl_s), CONFIG__SEC, CONFIG__DECADE, NULL, "7d", NULL},
@@ -95,7 +109,7 @@ static const config__key_t config__keys[] = {
 /* Mappings that hold keys. Storage drivers are sections too, but only one of
  * them may appear (checked in config__mapping). */
 static const char *const config__sections[] = {
-    "http",    "http.tls", "http.http2",    "storage", "storage.filesystem", "storage.delete",
+    "http",    "http.tls", "http.http2",    "storage", "storage.filesystem", "storage.s3", "storage.delete",
     "uploads", "auth",     "auth.htpasswd", "log",     "validation",         "validation.manifests",
     NULL,
 };
@@ -534,7 +548,7 @@ static int config__pair(config__state_t *st, yaml_document_t *doc, const char *p
     if (strcmp(path, "storage") == 0 && config__in(config__drivers, key)) {
         if (!config__in(config__sections, full))
             return berth_error_set(BERTH_EINVALID, "%s:%zu: storage: unsupported storage driver '%s' (supported: %s)",
-                                   st->name, config__line(knode), key, CONFIG__DEFAULT_DRIVER);
+                                   st->name, config__line(knode), key, CONFIG__DEFAULT_DRIVER ", s3");
         int err = config__set_string(&st->cfg->storage_driver, key);
         if (err < 0)
             return err;
@@ -602,6 +616,8 @@ static int config__check(config__state_t *st)
     if ((cfg->auth_htpasswd_realm == NULL) != (cfg->auth_htpasswd_path == NULL))
         return berth_error_set(BERTH_EINVALID, "%s:%zu: auth.htpasswd: realm and path must be given together", st->name,
                                st->auth_line);
+    if (cfg->storage_driver != NULL && strcmp(cfg->storage_driver, "s3") == 0 && cfg->storage_s3_bucket == NULL)
+        return berth_error_set(BERTH_EINVALID, "%s: storage.s3.bucket is required", st->name);
     return BERTH_OK;
 }
 

@@ -42,6 +42,19 @@ typedef struct berth_config {
     char *storage_fs_root;           /* storage.filesystem.rootdirectory, default "./data" */
     berth_sync_mode_t storage_fs_sync; /* storage.filesystem.sync: always|commit|none */
     int storage_workers;             /* storage.workers: worker threads, 0 = 4 per core */
+    /* storage.s3.* (the reference registry's names) */
+    char *storage_s3_bucket;         /* storage.s3.bucket (required with s3) */
+    char *storage_s3_region;         /* storage.s3.region, default us-east-1 */
+    char *storage_s3_regionendpoint; /* storage.s3.regionendpoint: "http://host:port", path-style */
+    char *storage_s3_accesskey;      /* storage.s3.accesskey, else AWS_ACCESS_KEY_ID */
+    char *storage_s3_secretkey;      /* storage.s3.secretkey, else AWS_SECRET_ACCESS_KEY */
+    char *storage_s3_rootdirectory;  /* storage.s3.rootdirectory: key prefix */
+    int storage_s3_secure;           /* storage.s3.secure: https, default true */
+    uint64_t storage_s3_chunksize;   /* storage.s3.chunksize: S3 part size of OCI uploads, >= 5 MiB */
+    int storage_s3_redirect;         /* storage.s3.redirect: blob GETs answer 307 to a presigned URL */
+    uint64_t storage_s3_connecttimeout_ms; /* storage.s3.connecttimeout */
+    uint64_t storage_s3_timeout_ms;  /* storage.s3.timeout: per S3 request */
+    int storage_s3_maxretries;       /* storage.s3.maxretries: retries of idempotent requests */
     int storage_delete_enabled;      /* storage.delete.enabled: DELETE of manifests, tags and blobs, default false */
 
     /* validation */

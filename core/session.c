@@ -589,6 +589,13 @@ int berth_blob_read(berth_engine_t *e, const char *digest, uint64_t offset, void
     return berth_storage_blob_read(e->storage, digest, offset, buf, len, got);
 }
 
+int berth_blob_url(berth_engine_t *e, const char *digest, char *url, size_t cap)
+{
+    if (e == NULL)
+        return berth_error_set(BERTH_EINVALID, "blob_url: missing argument");
+    return berth_storage_blob_url(e->storage, digest, url, cap);
+}
+
 /* ---- purge ----------------------------------------------------------------- */
 
 typedef struct engine__ids {

@@ -73,6 +73,10 @@ int berth_blob_stat(berth_engine_t *e, const char *repo, const char *digest, uin
 /* Reads part of a blob (after berth_blob_stat said the repository sees it). */
 int berth_blob_read(berth_engine_t *e, const char *digest, uint64_t offset, void *buf, size_t len, size_t *got);
 
+/* A URL where the client may GET the blob itself (S3 presigned, with
+ * storage.s3.redirect), into url (cap bytes): 0; 1 when berth serves it. */
+int berth_blob_url(berth_engine_t *e, const char *digest, char *url, size_t cap);
+
 /* Removes every session idle for more than the TTL at time `now` (unix
  * seconds), and sessions whose record is unreadable. *purged (may be NULL)
  * receives how many were removed. */

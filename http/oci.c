@@ -1,6 +1,7 @@
 /*
  * The OCI distribution-spec routes under /v2/: the blob upload flow (POST,
- * PATCH, GET status, PUT, DELETE) and blob reads.
+ * PATCH, GET status, PUT, DELETE) and blob reads; manifests, tags, the
+ * catalog, referrers and blob deletes go on to http/registry.c.
  *
  * Each handler parses and validates the request on the loop thread, then
  * hands the storage work to a worker as an oci__task_t and answers in the
@@ -19,8 +20,9 @@
 #include "http/app.h"
 #include "http/response.h"
 
-/* Bytes read per blob slice sent to the client. */
-#define OCI__READ_SLICE (1024 * 1024)
+/* Bytes read per blob slice sent to the client; a GET holds two slices,
+ * one being sent while the next is read. */
+#define OCI__READ_SLICE (2 * 1024 * 1024)
 #define OCI__PARAM_MAX 256
 
 typedef enum oci__op {
@@ -54,12 +56,20 @@ typedef struct oci__task {
     char errmsg[256];
     berth_record_t rec;
 
-    /* blob reads */
+    /* blob reads: slices alternate between two buffers, read in order into
+     * bufs[rbuf] and sent in the same order from bufs[sbuf] */
     uint64_t size;
-    uint64_t off, end; /* [off, end) still to send */
-    char *buf;
+    uint64_t off, end; /* [off, end) still to read */
+    uint64_t sent;     /* end of what was handed to h2o */
+    char *bufs[2];
+    size_t fill[2];    /* bytes a buffer holds; 0 = free */
+    int rbuf, sbuf;
+    int held;          /* buffer h2o holds until proceed, or -1 */
+    int reading;       /* a read is submitted */
+    int failed;        /* a read failed: 1 = to report, 2 = reported */
     size_t got;
     h2o_generator_t gen;
+    char redirect[3072]; /* blob GET: a presigned URL to send the client to, or "" */
 } oci__task_t;
 
 typedef enum oci__route {
@@ -71,6 +81,7 @@ typedef enum oci__route {
     OCI__ROUTE_MANIFEST,
     OCI__ROUTE_TAGS,
     OCI__ROUTE_CATALOG,
+    OCI__ROUTE_REFERRERS,
 } oci__route_t;
 
 static int oci__method_is(h2o_req_t *req, const char *m)
@@ -137,6 +148,10 @@ static oci__route_t oci__route(const char *path, size_t len, h2o_iovec_t *name, 
         *name = h2o_iovec_init(rest, n);
         return OCI__ROUTE_MANIFEST;
     }
+    if (oci__ends_with(rest, blen, "/referrers", &n)) {
+        *name = h2o_iovec_init(rest, n);
+        return OCI__ROUTE_REFERRERS;
+    }
     return OCI__ROUTE_NONE;
 }
 
@@ -151,10 +166,8 @@ static int oci__hexval(int c)
     return -1;
 }
 
-/* Finds query parameter `key` and percent-decodes its value into out
- * (NUL-terminated). Returns 1 if found, 0 if absent, -1 if malformed or
- * longer than outsz - 1. */
-static int oci__query_param(h2o_req_t *req, const char *key, char *out, size_t outsz)
+/* Declared in http/app.h. */
+int berth_http_query_param(h2o_req_t *req, const char *key, char *out, size_t outsz)
 {
     if (req->query_at == SIZE_MAX)
         return 0;
@@ -206,7 +219,8 @@ static void oci__task_dispose(berth_task_t *bt)
 {
     oci__task_t *t = (oci__task_t *)bt;
     berth_record_clear(&t->rec);
-    free(t->buf);
+    free(t->bufs[0]);
+    free(t->bufs[1]);
 }
 
 /* --- worker side ------------------------------------------------------ */
@@ -280,10 +294,14 @@ static void oci__work(berth_task_t *bt)
         break;
     case OCI__BLOB_STAT:
         t->rc = berth_blob_stat(e, t->repo, t->digest, &t->size);
+        /* storage.s3.redirect: the client fetches the bytes from S3. */
+        if (t->rc == 0 && !t->is_head && t->size > 0 &&
+            berth_blob_url(e, t->digest, t->redirect, sizeof(t->redirect)) != 0)
+            t->redirect[0] = '\0';
         break;
     case OCI__BLOB_READ: {
         size_t want = t->end - t->off < OCI__READ_SLICE ? (size_t)(t->end - t->off) : OCI__READ_SLICE;
-        t->rc = berth_blob_read(e, t->digest, t->off, t->buf, want, &t->got);
+        t->rc = berth_blob_read(e, t->digest, t->off, t->bufs[t->rbuf], want, &t->got);
         if (t->rc == 0 && t->got == 0)
             t->rc = berth_error_set(BERTH_EIO, "blob %s ended early at %" PRIu64, t->digest, t->off);
         break;
@@ -303,10 +321,49 @@ static void oci__send_error(h2o_req_t *req, oci__task_t *t, const char *notfound
     berth_http_send_engine_error(req, t->rc, notfound_code, "BLOB_UPLOAD_INVALID", t->errmsg);
 }
 
+/* Moves a blob GET along: hands the next read slice to h2o when it holds
+ * none, and starts the next read when a buffer is free, so that the disk
+ * (or S3) and the socket work at the same time. */
+static void oci__blob_pump(oci__task_t *t, h2o_req_t *req)
+{
+    /* h2o takes one send at a time: an error waits for the slice it holds. */
+    if (t->failed) {
+        if (t->failed == 1 && t->held < 0) {
+            t->failed = 2;
+            h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        }
+        return;
+    }
+    if (t->held < 0 && t->fill[t->sbuf] > 0) {
+        h2o_iovec_t chunk = h2o_iovec_init(t->bufs[t->sbuf], t->fill[t->sbuf]);
+        int final;
+        t->sent += t->fill[t->sbuf];
+        final = t->sent >= t->end;
+        t->held = t->sbuf;
+        if (t->bufs[1] != NULL)
+            t->sbuf ^= 1;
+        if (!final && !t->reading && t->off < t->end && t->fill[t->rbuf] == 0 && t->bufs[t->rbuf] != NULL) {
+            t->reading = 1;
+            berth_task_submit(&t->super);
+        }
+        h2o_send(req, &chunk, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+        return;
+    }
+    if (!t->reading && t->off < t->end && t->fill[t->rbuf] == 0 && t->bufs[t->rbuf] != NULL) {
+        t->reading = 1;
+        berth_task_submit(&t->super);
+    }
+}
+
 static void oci__blob_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
     oci__task_t *t = H2O_STRUCT_FROM_MEMBER(oci__task_t, gen, gen);
-    berth_task_submit(&t->super);
+
+    if (t->held >= 0) {
+        t->fill[t->held] = 0;
+        t->held = -1;
+    }
+    oci__blob_pump(t, req);
 }
 
 static void oci__blob_stop(h2o_generator_t *gen, h2o_req_t *req)
@@ -372,6 +429,11 @@ static void oci__done(berth_task_t *bt, h2o_req_t *req)
                 return berth_http_send_empty(req, 404, NULL);
             return oci__send_error(req, t, "BLOB_UNKNOWN");
         }
+        if (t->redirect[0] != '\0') {
+            berth_http_header(req, "Docker-Content-Digest", t->digest);
+            berth_http_header(req, "Location", t->redirect);
+            return berth_http_send_empty(req, 307, NULL);
+        }
         uint64_t first = 0, last = t->size - 1;
         int status = 200;
         ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_RANGE, -1);
@@ -404,26 +466,34 @@ static void oci__done(berth_task_t *bt, h2o_req_t *req)
             return;
         }
         t->op = OCI__BLOB_READ;
-        t->off = first;
+        t->off = t->sent = first;
         t->end = last + 1;
-        t->buf = malloc(OCI__READ_SLICE);
-        if (t->buf == NULL)
+        t->held = -1;
+        /* A range that fits one slice needs one buffer. */
+        t->bufs[0] = malloc(OCI__READ_SLICE);
+        if (t->end - t->off > OCI__READ_SLICE)
+            t->bufs[1] = malloc(OCI__READ_SLICE);
+        if (t->bufs[0] == NULL || (t->end - t->off > OCI__READ_SLICE && t->bufs[1] == NULL))
             return h2o_send_error_500(req, "Internal Server Error", "out of memory", 0);
         t->gen.proceed = oci__blob_proceed;
         t->gen.stop = oci__blob_stop;
         h2o_start_response(req, &t->gen);
-        berth_task_submit(bt);
+        oci__blob_pump(t, req);
         return;
     }
     case OCI__BLOB_READ: {
+        t->reading = 0;
         if (t->rc != 0) {
             berth_log_error("reading %s: %s", t->digest, t->errmsg);
-            h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+            t->failed = 1;
+            oci__blob_pump(t, req);
             return;
         }
-        h2o_iovec_t chunk = h2o_iovec_init(t->buf, t->got);
+        t->fill[t->rbuf] = t->got;
         t->off += t->got;
-        h2o_send(req, &chunk, 1, t->off >= t->end ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+        if (t->bufs[1] != NULL)
+            t->rbuf ^= 1;
+        oci__blob_pump(t, req);
         return;
     }
     }
@@ -446,7 +516,7 @@ static oci__task_t *oci__task_new(berth_http_app_t *app, h2o_req_t *req, oci__op
 static int oci__digest_param(h2o_req_t *req, const char *key, char *out, int *present)
 {
     char buf[OCI__PARAM_MAX];
-    int r = oci__query_param(req, key, buf, sizeof(buf));
+    int r = berth_http_query_param(req, key, buf, sizeof(buf));
 
     *present = r == 1;
     if (r == 0)
@@ -490,14 +560,7 @@ int berth_oci_handle(berth_http_app_t *app, h2o_req_t *req)
         berth_http_send_json(req, 200, NULL, json_object());
         return 0;
     case OCI__ROUTE_CATALOG:
-    case OCI__ROUTE_TAGS:
-    case OCI__ROUTE_MANIFEST:
-        /* Manifests, tags and the catalog are not served yet. */
-        if (route == OCI__ROUTE_MANIFEST && (is_get || is_head)) {
-            berth_http_send_oci_error(req, 404, "MANIFEST_UNKNOWN", "manifest unknown", NULL);
-            return 0;
-        }
-        berth_http_send_oci_error(req, 405, "UNSUPPORTED", "berth does not serve this endpoint yet", NULL);
+        berth_registry_handle(app, req, BERTH_ROUTE_CATALOG, name, last);
         return 0;
     default:
         break;
@@ -511,6 +574,15 @@ int berth_oci_handle(berth_http_app_t *app, h2o_req_t *req)
 
     oci__task_t *t;
     switch (route) {
+    case OCI__ROUTE_MANIFEST:
+        berth_registry_handle(app, req, BERTH_ROUTE_MANIFEST, name, last);
+        return 0;
+    case OCI__ROUTE_TAGS:
+        berth_registry_handle(app, req, BERTH_ROUTE_TAGS, name, last);
+        return 0;
+    case OCI__ROUTE_REFERRERS:
+        berth_registry_handle(app, req, BERTH_ROUTE_REFERRERS, name, last);
+        return 0;
     case OCI__ROUTE_UPLOADS: {
         if (!oci__method_is(req, "POST")) {
             oci__unsupported_method(req, "POST");
@@ -521,7 +593,7 @@ int berth_oci_handle(berth_http_app_t *app, h2o_req_t *req)
         if (oci__digest_param(req, "digest", digest, &has_digest) != 0 ||
             oci__digest_param(req, "mount", mount, &has_mount) != 0)
             return 0;
-        fr = oci__query_param(req, "from", from, sizeof(from));
+        fr = berth_http_query_param(req, "from", from, sizeof(from));
         if (fr < 0 || (fr == 1 && !berth_name_valid(from, strlen(from)))) {
             berth_http_send_oci_error(req, 400, "NAME_INVALID", "invalid repository name in 'from'", NULL);
             return 0;
@@ -609,10 +681,10 @@ int berth_oci_handle(berth_http_app_t *app, h2o_req_t *req)
     case OCI__ROUTE_BLOB: {
         if (!is_get && !is_head) {
             if (oci__method_is(req, "DELETE")) {
-                berth_http_send_oci_error(req, 405, "UNSUPPORTED", "blob deletion is not enabled", NULL);
+                berth_registry_handle(app, req, BERTH_ROUTE_BLOB_DELETE, name, last);
                 return 0;
             }
-            oci__unsupported_method(req, "GET, HEAD");
+            oci__unsupported_method(req, "GET, HEAD, DELETE");
             return 0;
         }
         if (!berth_digest_valid(last.base, last.len)) {

@@ -69,6 +69,21 @@ void berth_http_send_empty(h2o_req_t *req, int status, const char *reason)
     h2o_send_inline(req, "", 0);
 }
 
+void berth_http_send_json_as(h2o_req_t *req, int status, const char *content_type, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    size_t len = text != NULL ? strlen(text) : 0;
+
+    json_decref(body);
+    req->res.status = status;
+    req->res.reason = berth_http_reason(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   h2o_strdup(&req->pool, content_type, SIZE_MAX).base, strlen(content_type));
+    h2o_send_inline(req, text != NULL ? text : "", len);
+    free(text);
+}
+
 void berth_http_send_json(h2o_req_t *req, int status, const char *reason, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
@@ -134,4 +149,16 @@ void berth_http_send_engine_error(h2o_req_t *req, int rc, const char *notfound_c
     if (!client_fault || message == NULL || *message == '\0')
         message = fallback;
     berth_http_send_oci_error(req, status, code, message, NULL);
+}
+
+void berth_http_send_registry_error(h2o_req_t *req, int rc, const char *notfound_code, const char *missing,
+                                    const char *message)
+{
+    if (rc == BERTH_ENOTFOUND && missing != NULL && missing[0] != '\0') {
+        berth_http_send_oci_error(req, 400, "MANIFEST_BLOB_UNKNOWN",
+                                  "manifest references a blob unknown to the repository",
+                                  json_pack("{s:s}", "digest", missing));
+        return;
+    }
+    berth_http_send_engine_error(req, rc, notfound_code, "MANIFEST_INVALID", message);
 }

@@ -32,6 +32,17 @@ void berth_http_send_oci_error(h2o_req_t *req, int status, const char *code, con
 void berth_http_send_engine_error(h2o_req_t *req, int rc, const char *notfound_code, const char *invalid_code,
                                   const char *message);
 
+/* Sends the OCI error for a failed registry call (core/registry.h) `rc`:
+ * BERTH_ENOTFOUND with a `missing` digest (a manifest push naming content
+ * the repository lacks) answers 400 MANIFEST_BLOB_UNKNOWN with the digest
+ * in the detail; other codes as berth_http_send_engine_error with
+ * MANIFEST_INVALID for BERTH_EINVALID. */
+void berth_http_send_registry_error(h2o_req_t *req, int rc, const char *notfound_code, const char *missing,
+                                    const char *message);
+
+/* Sends `body` (stolen) as JSON with the given Content-Type. */
+void berth_http_send_json_as(h2o_req_t *req, int status, const char *content_type, json_t *body);
+
 /* Reason phrase for a status. */
 const char *berth_http_reason(int status);
 

@@ -32,6 +32,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/parts.h"
+#include "core/registry.h"
 #include "core/session.h"
 #include "core/workq.h"
 #include "http/app.h"
@@ -76,6 +77,7 @@ static struct {
     berth_engine_t *engine;
     berth_parts_t *parts;
     berth_auth_t *auth;
+    berth_registry_t *registry;
     berth_workq_t *workq;
     SSL_CTX *ssl_ctx;
     int listen_fd;
@@ -393,6 +395,14 @@ int berth_server_run(const berth_config_t *cfg)
             goto done;
         }
     }
+    {
+        berth_registry_options_t ro = {.storage = server.storage, .engine = server.engine,
+                                       .manifest_max = cfg->validation_manifests_maxsize};
+        if (berth_registry_new(&server.registry, &ro) != 0) {
+            berth_log_error("registry: %s", berth_error_last());
+            goto done;
+        }
+    }
     if (cfg->auth_htpasswd_path != NULL) {
         if (berth_auth_new(&server.auth, cfg->auth_htpasswd_realm, cfg->auth_htpasswd_path) != 0) {
             berth_log_error("%s", berth_error_last());
@@ -409,6 +419,7 @@ int berth_server_run(const berth_config_t *cfg)
     server.app.engine = server.engine;
     server.app.parts = server.parts;
     server.app.auth = server.auth;
+    server.app.registry = server.registry;
 
     if (server__setup_h2o(cfg) != 0 || server__setup_tls(cfg) != 0) {
         berth_log_error("%s", berth_error_last());
@@ -454,6 +465,8 @@ done:
     server.parts = NULL;
     berth_auth_free(server.auth);
     server.auth = NULL;
+    berth_registry_free(server.registry);
+    server.registry = NULL;
     berth_engine_free(server.engine);
     server.engine = NULL;
     berth_storage_free(server.storage);

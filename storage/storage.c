@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/validate.h"
 #include "storage/fs/fs.h"
+#include "storage/s3/s3.h"
 #include "storage/storage.h"
 
 /* ---- fault injection ---------------------------------------------------- */
@@ -141,11 +142,35 @@ static int storage__open_fs(berth_storage_t **out, const berth_config_t *cfg)
     return berth_storage_fs_new(out, &o);
 }
 
+/* The credentials fall back to the environment, as in the AWS SDKs. */
+static int storage__open_s3(berth_storage_t **out, const berth_config_t *cfg)
+{
+    berth_s3_options_t o = {
+        .bucket = cfg->storage_s3_bucket,
+        .region = cfg->storage_s3_region,
+        .regionendpoint = cfg->storage_s3_regionendpoint,
+        .accesskey = cfg->storage_s3_accesskey != NULL ? cfg->storage_s3_accesskey : getenv("AWS_ACCESS_KEY_ID"),
+        .secretkey = cfg->storage_s3_secretkey != NULL ? cfg->storage_s3_secretkey : getenv("AWS_SECRET_ACCESS_KEY"),
+        .rootdirectory = cfg->storage_s3_rootdirectory,
+        .secure = cfg->storage_s3_secure,
+        .chunksize = cfg->storage_s3_chunksize,
+        .connect_timeout_ms = cfg->storage_s3_connecttimeout_ms,
+        .timeout_ms = cfg->storage_s3_timeout_ms,
+        .max_retries = cfg->storage_s3_maxretries,
+        .redirect = cfg->storage_s3_redirect,
+    };
+
+    if (o.bucket == NULL)
+        return berth_error_set(BERTH_EINVALID, "storage.s3.bucket is not set");
+    return berth_storage_s3_new(out, &o);
+}
+
 static const struct {
     const char *name;
     int (*open)(berth_storage_t **out, const berth_config_t *cfg);
 } storage__registry[] = {
     {"filesystem", storage__open_fs},
+    {"s3", storage__open_s3},
 };
 
 int berth_storage_open(berth_storage_t **out, const berth_config_t *cfg)
@@ -395,4 +420,14 @@ int berth_storage_link_list(berth_storage_t *b, berth_storage_link_cb cb, void *
     STORAGE__V3(b, link_list);
     STORAGE__ENTER(b, link_list, cb != NULL);
     return b->link_list(b, cb, ctx);
+}
+
+/* ---- version 4 ----------------------------------------------------------- */
+
+int berth_storage_blob_url(berth_storage_t *b, const char *digest, char *url, size_t cap)
+{
+    if (b != NULL && (b->version < 4 || b->blob_url == NULL))
+        return 1;
+    STORAGE__ENTER(b, blob_url, storage__digest_ok(digest) && url != NULL && cap > 0);
+    return b->blob_url(b, digest, url, cap);
 }

@@ -28,7 +28,7 @@
 #include "core/config.h"
 #include "core/record.h"
 
-#define BERTH_STORAGE_VERSION 3
+#define BERTH_STORAGE_VERSION 4
 
 typedef struct berth_storage berth_storage_t;
 
@@ -152,10 +152,23 @@ struct berth_storage {
 
     /* Listings for garbage collection, in no particular order; entries
      * created or removed during the walk may or may not be seen.
+     * gc (core/gc.h) runs in its own process while servers use the same
+     * storage, and removes blobs and links with blob_remove/link_remove:
+     * from version 3 on, no method may answer from memory what another
+     * process can change (blob_stat and link_get must see a removal made
+     * elsewhere; a blob's bytes never change while it exists).
      * blob_list: every stored blob (committed, not session data).
      * link_list: every repository link (link_put not yet link_removed). */
     int (*blob_list)(berth_storage_t *b, berth_storage_blob_cb cb, void *ctx);
     int (*link_list)(berth_storage_t *b, berth_storage_link_cb cb, void *ctx);
+
+    /* --- version 4: redirects --- */
+
+    /* blob_url: optional; a URL (NUL-terminated, at most cap bytes) where a
+     * client can GET blob `digest` itself for a while (S3: a presigned URL,
+     * when storage.s3.redirect is on). 1 when the backend serves the blob
+     * itself (nothing written), BERTH_ENOTFOUND when the blob is absent. */
+    int (*blob_url)(berth_storage_t *b, const char *digest, char *url, size_t cap);
 };
 
 /* Creates the backend named by cfg->storage_driver with the options of its
@@ -191,6 +204,8 @@ int berth_storage_meta_delete(berth_storage_t *b, const char *key);
 int berth_storage_meta_list(berth_storage_t *b, const char *prefix, berth_storage_list_cb cb, void *ctx);
 int berth_storage_blob_list(berth_storage_t *b, berth_storage_blob_cb cb, void *ctx);
 int berth_storage_link_list(berth_storage_t *b, berth_storage_link_cb cb, void *ctx);
+/* Version 4. Answers 1 (serve it yourself) when the backend lacks it. */
+int berth_storage_blob_url(berth_storage_t *b, const char *digest, char *url, size_t cap);
 
 /* 1 if `key` is a valid metadata key (see meta_get), else 0. */
 int berth_meta_key_valid(const char *key, size_t len);

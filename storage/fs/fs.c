@@ -625,6 +625,9 @@ static int fs__blob_stat(berth_storage_t *b, const char *digest, uint64_t *size)
     return 0;
 }
 
+#define FS__READAHEAD_MIN (256 * 1024)
+#define FS__READAHEAD (8 * 1024 * 1024)
+
 static int fs__blob_read(berth_storage_t *b, const char *digest, uint64_t offset, void *buf, size_t len, size_t *got)
 {
     berth_fs_t *fs = fs__of(b);
@@ -642,6 +645,12 @@ static int fs__blob_read(berth_storage_t *b, const char *digest, uint64_t offset
     }
     if (offset > (uint64_t)INT64_MAX)
         goto done; /* past any possible end */
+    /* Readers go through a blob slice by slice, each on a fresh descriptor,
+     * which defeats the kernel's readahead; ask for the next slices now so
+     * that they come from the disk while this one is sent. Blobs written
+     * with direct I/O are not in the page cache at all. */
+    if (len >= FS__READAHEAD_MIN)
+        (void)posix_fadvise(fd, (off_t)offset, (off_t)(len + FS__READAHEAD), POSIX_FADV_WILLNEED);
     while (total < len) {
         ssize_t n = pread(fd, p + total, len - total, (off_t)(offset + total));
         if (n < 0) {

@@ -38,6 +38,34 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 90.0
 EMPTY_DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+# BERTH_TEST_BACKEND=s3 runs the same tests with berth on S3: one moto per
+# test process (tests/integration/s3moto.py, the SigV4 verifier in front),
+# and each Berth gets its own rootdirectory in the bucket unless the test
+# gives one (two instances sharing a bucket prefix).
+BACKEND = os.environ.get("BERTH_TEST_BACKEND", "filesystem")
+_S3_PEER = None
+
+
+def s3_peer():
+    """The process's S3 peer, started on first use. Exits with ctest's skip
+    code (77), loudly, when moto is not installed."""
+    global _S3_PEER
+    if _S3_PEER is None:
+        sys.path.insert(0, HERE)
+        import s3moto
+        s3moto.skip_if_unavailable()
+        _S3_PEER = s3moto.S3Peer().start()
+    return _S3_PEER
+
+
+def s3_storage(rootdirectory, endpoint=None, chunksize="5MiB"):
+    """A storage.s3 config section on the test peer."""
+    import s3moto
+    peer = s3_peer()
+    return {"bucket": peer.bucket, "region": s3moto.REGION, "regionendpoint": endpoint or peer.endpoint,
+            "accesskey": s3moto.ACCESS, "secretkey": s3moto.SECRET, "rootdirectory": rootdirectory,
+            "chunksize": chunksize, "connecttimeout": "2s", "maxretries": 2}
+
 
 # --------------------------------------------------------------------------
 # checks and reporting
@@ -104,7 +132,10 @@ class Suite:
 
     # -- running
     def main(self):
-        print("# %s (berth: %s)" % (self.name, BERTH_BIN), flush=True)
+        print("# %s (berth: %s, storage: %s)" % (self.name, BERTH_BIN, BACKEND), flush=True)
+        if BACKEND == "s3":
+            s3_peer()
+            self.add_cleanup(_S3_PEER.stop, final=True)
         if not os.access(BERTH_BIN, os.X_OK):
             self.fail("berth binary exists", BERTH_BIN)
         else:
@@ -469,6 +500,10 @@ class Berth:
         if tls:
             cert, key = make_cert(self.dir)
             cfg["http"]["tls"] = {"certificate": cert, "key": key}
+        if BACKEND == "s3":
+            cfg["storage"] = {"s3": s3_storage("/it-%s" % os.path.basename(self.dir)), "workers": 4}
+            if config and "filesystem" in (config.get("storage") or {}):
+                config = deep_merge(config, {"storage": {"filesystem": None}})
         self.config = deep_merge(cfg, config or {})
         self.config_path = self.tmp.join("config.yaml")
         self.write_config()
@@ -599,6 +634,16 @@ class Berth:
         return "%s://127.0.0.1:%d%s" % ("https" if self.tls else "http", self.port, path)
 
     # -- layout
+    def session_stored(self, uuid):
+        """Whether anything of session `uuid` is stored: its directory on the
+        filesystem; on S3 an object under uploads/<uuid>/ or its unfinished
+        multipart upload."""
+        if BACKEND != "s3":
+            return os.path.exists(self.upload_dir(uuid))
+        root = self.config["storage"]["s3"]["rootdirectory"].strip("/") + "/"
+        peer = s3_peer()
+        return bool(peer.keys(root + "uploads/%s/" % uuid)) or bool(peer.multipart_uploads(root + "blobs/data/" + uuid))
+
     def upload_dir(self, uuid):
         return os.path.join(self.root, "uploads", uuid)
 

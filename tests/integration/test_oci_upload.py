@@ -7,6 +7,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import berthtest  # noqa: E402
 from berthtest import (EMPTY_DIGEST, UUID_RE, Berth, Suite, blob_url, content_range, digest,  # noqa: E402
                        expect_error, expect_session, finish_upload, patch_chunk, start_upload, upload_blob,
                        upload_path)
@@ -88,13 +89,14 @@ def seed_scenario():
     suite.check("status has empty body", r.body == b"", repr(r.body[:100]))
 
     up = srv.upload_dir(uuid)
-    suite.check("uploads/<uuid>/record.json exists", os.path.isfile(os.path.join(up, "record.json")), up)
-    try:
-        with open(os.path.join(up, "data"), "rb") as f:
-            stored = f.read(n)
-    except OSError as e:
-        stored = repr(e).encode()
-    suite.check("uploads/<uuid>/data holds the bytes sent", stored == c1 + c2, "%d bytes" % len(stored))
+    if berthtest.BACKEND == "filesystem":  # the S3 layout is checked in test_s3_flows.py
+        suite.check("uploads/<uuid>/record.json exists", os.path.isfile(os.path.join(up, "record.json")), up)
+        try:
+            with open(os.path.join(up, "data"), "rb") as f:
+                stored = f.read(n)
+        except OSError as e:
+            stored = repr(e).encode()
+        suite.check("uploads/<uuid>/data holds the bytes sent", stored == c1 + c2, "%d bytes" % len(stored))
 
     srv.kill9()
     srv.start()
@@ -132,12 +134,13 @@ def seed_scenario():
     r = cl().get(blob_url(repo, d), headers={"Range": "bytes=%d-%d" % (len(data), len(data) + 10)})
     suite.eq("Range GET unsatisfiable status", r.status, 416)
 
-    suite.check("blobs/sha256/<aa>/<hex>/data exists", os.path.isfile(srv.blob_path(d)), srv.blob_path(d))
-    if os.path.isfile(srv.blob_path(d)):
-        suite.eq("blob data file size", os.path.getsize(srv.blob_path(d)), len(data))
-    suite.check("repositories/<name>/_layers link exists", os.path.isfile(srv.link_path(repo, d)),
-                srv.link_path(repo, d))
-    suite.check("finished session directory is gone", not os.path.exists(up), up)
+    if berthtest.BACKEND == "filesystem":
+        suite.check("blobs/sha256/<aa>/<hex>/data exists", os.path.isfile(srv.blob_path(d)), srv.blob_path(d))
+        if os.path.isfile(srv.blob_path(d)):
+            suite.eq("blob data file size", os.path.getsize(srv.blob_path(d)), len(data))
+        suite.check("repositories/<name>/_layers link exists", os.path.isfile(srv.link_path(repo, d)),
+                    srv.link_path(repo, d))
+        suite.check("finished session directory is gone", not os.path.exists(up), up)
 
 
 @suite.test
@@ -264,7 +267,8 @@ def mount():
     suite.eq("mount Location", r.h("location"), blob_url("mount/dst", d))
     suite.eq("mount Docker-Content-Digest", r.h("docker-content-digest"), d)
     check_blob("mounted", "mount/dst", data)
-    suite.check("mount created the link", os.path.isfile(srv.link_path("mount/dst", d)))
+    if berthtest.BACKEND == "filesystem":
+        suite.check("mount created the link", os.path.isfile(srv.link_path("mount/dst", d)))
 
     unknown = digest(b"never uploaded")
     r = cl().post("/v2/mount/dst2/blobs/uploads/?mount=%s&from=mount/src" % unknown)
@@ -296,7 +300,7 @@ def delete_session():
     expect_error(suite, "PATCH after DELETE", patch_chunk(cl(), loc, b"abc", 5000), 404, "BLOB_UPLOAD_UNKNOWN")
     expect_error(suite, "PUT after DELETE", finish_upload(cl(), loc, digest(b"")), 404, "BLOB_UPLOAD_UNKNOWN")
     expect_error(suite, "second DELETE", cl().delete(loc), 404, "BLOB_UPLOAD_UNKNOWN")
-    suite.check("session directory removed", not os.path.exists(srv.upload_dir(uuid)))
+    suite.check("session directory removed", not srv.session_stored(uuid))
 
 
 @suite.test

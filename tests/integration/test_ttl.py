@@ -67,19 +67,19 @@ def idle_session_purged_active_kept():
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             r = c.get(idle_loc)
-            if r.status == 404 and not os.path.exists(srv.upload_dir(idle_uuid)):
+            if r.status == 404 and not srv.session_stored(idle_uuid):
                 gone = True
                 break
             time.sleep(0.25)
         suite.check("idle session purged (status 404, directory gone) within %ds" % WAIT, gone,
-                    "status %d, dir exists %s" % (r.status, os.path.exists(srv.upload_dir(idle_uuid))))
+                    "status %d, dir exists %s" % (r.status, srv.session_stored(idle_uuid)))
         expect_error(suite, "status of the purged session", c.get(idle_loc), 404, "BLOB_UPLOAD_UNKNOWN")
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline and (c.get(empty_loc).status != 404 or
-                                               os.path.exists(srv.upload_dir(empty_uuid))):
+                                               srv.session_stored(empty_uuid)):
             time.sleep(0.25)
         suite.check("idle empty session purged too", c.get(empty_loc).status == 404 and
-                    not os.path.exists(srv.upload_dir(empty_uuid)))
+                    not srv.session_stored(empty_uuid))
         # keep the active one busy a little longer than one more ttl
         for _ in range(10):
             time.sleep(0.3)
@@ -92,7 +92,7 @@ def idle_session_purged_active_kept():
     n = len(active["data"])
     r = c.get(act_loc)
     expect_session(suite, "active session still there", r, 204, "ttl/active", act_uuid, n - 1)
-    suite.check("active session directory still there", os.path.isdir(srv.upload_dir(act_uuid)))
+    suite.check("active session directory still there", srv.session_stored(act_uuid))
     r = c.put("%s?digest=%s" % (act_loc, digest(active["data"])))
     suite.eq("active session completes", r.status, 201)
     r = c.get(blob_url("ttl/active", digest(active["data"])))
@@ -115,11 +115,11 @@ def purge_after_restart():
     srv.start()
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
-        if srv.client().get(loc).status == 404 and not os.path.exists(srv.upload_dir(uuid)):
+        if srv.client().get(loc).status == 404 and not srv.session_stored(uuid):
             break
         time.sleep(0.25)
     suite.check("session idle across a restart is purged", srv.client().get(loc).status == 404 and
-                not os.path.exists(srv.upload_dir(uuid)))
+                not srv.session_stored(uuid))
     srv.stop(label="berth (after restart)")
 
 

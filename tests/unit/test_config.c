@@ -32,6 +32,8 @@ static void assert_defaults(const berth_config_t *c)
     cr_assert_str_eq(c->storage_fs_root, "./data");
     cr_assert_eq(c->storage_fs_sync, BERTH_SYNC_COMMIT);
     cr_assert_eq(c->storage_workers, 0);
+    cr_assert_eq(c->storage_delete_enabled, 0);
+    cr_assert_eq(c->validation_manifests_maxsize, 4ULL << 20);
     cr_assert_eq(c->uploads_ttl_s, 7 * 86400);
     cr_assert_eq(c->uploads_purgeinterval_s, 3600);
     cr_assert_eq(c->log_level, BERTH_LOG_INFO);
@@ -98,6 +100,11 @@ Test(config, full_file_sets_every_key)
                        "    rootdirectory: /srv/berth\n"
                        "    sync: always\n"
                        "  workers: 16\n"
+                       "  delete:\n"
+                       "    enabled: true\n"
+                       "validation:\n"
+                       "  manifests:\n"
+                       "    maxsize: 1MiB\n"
                        "uploads:\n"
                        "  ttl: 1h30m\n"
                        "  purgeinterval: 90\n"
@@ -120,6 +127,8 @@ Test(config, full_file_sets_every_key)
     cr_assert_str_eq(c.storage_fs_root, "/srv/berth");
     cr_assert_eq(c.storage_fs_sync, BERTH_SYNC_ALWAYS);
     cr_assert_eq(c.storage_workers, 16);
+    cr_assert_eq(c.storage_delete_enabled, 1);
+    cr_assert_eq(c.validation_manifests_maxsize, 1ULL << 20);
     cr_assert_eq(c.uploads_ttl_s, 5400);
     cr_assert_eq(c.uploads_purgeinterval_s, 90);
     cr_assert_eq(c.log_level, BERTH_LOG_DEBUG);
@@ -184,6 +193,9 @@ Test(config, wrong_types_and_bounds_are_named_with_their_line)
     assert_error("http:\n  maxchunksize: lots\n", "http.maxchunksize: expected a size");
     assert_error("http:\n  timeout: 5 parsecs\n", "test.yaml:2: http.timeout: expected a duration");
     assert_error("uploads:\n  ttl: 500ms\n", "test.yaml:2: uploads.ttl: expected a duration");
+    assert_error("storage:\n  delete:\n    enabled: maybe\n", "test.yaml:3: storage.delete.enabled: expected");
+    assert_error("validation:\n  manifests:\n    maxsize: 65MiB\n", "test.yaml:3: validation.manifests.maxsize");
+    assert_error("validation:\n  manifests:\n    urls: {}\n", "unknown key 'validation.manifests.urls'");
     assert_error("uploads:\n  purgeinterval: 0s\n", "uploads.purgeinterval");
     assert_error("log:\n  level: verbose\n", "test.yaml:2: log.level: expected one of error|warn|info|debug");
     assert_error("storage:\n  filesystem:\n    sync: sometimes\n", "test.yaml:3: storage.filesystem.sync");
@@ -215,7 +227,7 @@ Test(config, structural_errors)
     assert_error("http:\n  - addr\n", "test.yaml:2: http: expected a mapping");
     assert_error("- a\n- b\n", "test.yaml:1: top level: expected a mapping");
     assert_error("http:\n  tls: yes\n", "test.yaml:2: http.tls: expected a mapping");
-    assert_error("storage:\n  s3:\n    bucket: b\n", "test.yaml:2: storage: unsupported storage driver 's3'");
+    assert_error("storage:\n  azure:\n    accountname: b\n", "test.yaml:2: storage: unsupported storage driver 'azure'");
     assert_error("storage:\n  filesystem:\n    rootdirectory: /a\n  inmemory:\n",
                  "test.yaml:4: storage: more than one driver ('filesystem' and 'inmemory')");
     assert_error("http:\n  tls:\n    certificate: /c.pem\n", "test.yaml:3: http.tls: certificate and key");
@@ -352,4 +364,42 @@ Test(config, durations)
         cr_assert_eq(berth_parse_duration_ms(bad[i], &v), BERTH_EINVALID, "accepted \"%s\"", bad[i]);
         cr_assert_eq(v, 7);
     }
+}
+
+Test(config, s3_section_in_the_reference_registry_vocabulary)
+{
+    berth_config_t c;
+
+    cr_assert_eq(load(&c, "storage:\n  s3:\n    bucket: reg\n    region: eu-west-1\n"
+                          "    regionendpoint: http://127.0.0.1:9000\n    accesskey: a\n    secretkey: s\n"
+                          "    rootdirectory: /r\n    secure: false\n    chunksize: 8MiB\n    redirect: true\n"
+                          "    connecttimeout: 2s\n    timeout: 30s\n    maxretries: 1\n"),
+                 0, "%s", berth_error_last());
+    cr_assert_str_eq(c.storage_driver, "s3");
+    cr_assert_str_eq(c.storage_s3_bucket, "reg");
+    cr_assert_str_eq(c.storage_s3_region, "eu-west-1");
+    cr_assert_str_eq(c.storage_s3_regionendpoint, "http://127.0.0.1:9000");
+    cr_assert_str_eq(c.storage_s3_accesskey, "a");
+    cr_assert_str_eq(c.storage_s3_secretkey, "s");
+    cr_assert_str_eq(c.storage_s3_rootdirectory, "/r");
+    cr_assert_eq(c.storage_s3_secure, 0);
+    cr_assert_eq(c.storage_s3_chunksize, 8ULL << 20);
+    cr_assert_eq(c.storage_s3_redirect, 1);
+    cr_assert_eq(c.storage_s3_connecttimeout_ms, 2000);
+    cr_assert_eq(c.storage_s3_timeout_ms, 30000);
+    cr_assert_eq(c.storage_s3_maxretries, 1);
+    berth_config_clear(&c);
+
+    /* Defaults. */
+    cr_assert_eq(load(&c, "storage:\n  s3:\n    bucket: reg\n"), 0, "%s", berth_error_last());
+    cr_assert_str_eq(c.storage_s3_region, "us-east-1");
+    cr_assert_eq(c.storage_s3_secure, 1);
+    cr_assert_eq(c.storage_s3_chunksize, 10ULL << 20);
+    cr_assert_eq(c.storage_s3_redirect, 0);
+    cr_assert_null(c.storage_s3_accesskey, "unset: the environment's AWS_ACCESS_KEY_ID applies");
+    berth_config_clear(&c);
+
+    assert_error("storage:\n  s3:\n    bucket: reg\n    chunksize: 4MiB\n", "storage.s3.chunksize");
+    assert_error("storage:\n  s3:\n    region: eu-west-1\n", "storage.s3.bucket is required");
+    assert_error("storage:\n  s3:\n    bucket: reg\n    v4auth: true\n", "unknown key 'storage.s3.v4auth'");
 }
