@@ -42,6 +42,34 @@ static void usage(FILE *out)
             berth_client_usage);
 }
 
+/* 1 when argv[*i] is -c FILE, --config FILE or --config=FILE (taking its
+ * value into *path and moving *i past it), else 0. */
+static int config_arg(int argc, char **argv, int *i, const char **path)
+{
+    if ((strcmp(argv[*i], "-c") == 0 || strcmp(argv[*i], "--config") == 0) && *i + 1 < argc) {
+        *path = argv[++*i];
+        return 1;
+    }
+    if (strncmp(argv[*i], "--config=", 9) == 0) {
+        *path = argv[*i] + 9;
+        return 1;
+    }
+    return 0;
+}
+
+/* The defaults, then the file at `path` when given; 0, or 2 (the exit
+ * status) with the error printed and cfg cleared. */
+static int config_load(berth_config_t *cfg, const char *path)
+{
+    berth_config_defaults(cfg);
+    if (path != NULL && berth_config_load(cfg, path) != 0) {
+        fprintf(stderr, "berth: %s\n", berth_error_last());
+        berth_config_clear(cfg);
+        return 2;
+    }
+    return 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     const char *path = NULL;
@@ -49,10 +77,8 @@ static int cmd_serve(int argc, char **argv)
     int rc;
 
     for (int i = 0; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            path = argv[i] + 9;
+        if (config_arg(argc, argv, &i, &path)) {
+            continue;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -63,12 +89,8 @@ static int cmd_serve(int argc, char **argv)
         }
     }
 
-    berth_config_defaults(&cfg);
-    if (path != NULL && berth_config_load(&cfg, path) != 0) {
-        fprintf(stderr, "berth: %s\n", berth_error_last());
-        berth_config_clear(&cfg);
+    if (config_load(&cfg, path) != 0)
         return 2;
-    }
     rc = berth_server_run(&cfg);
     berth_config_clear(&cfg);
     return rc;
@@ -95,10 +117,8 @@ static int cmd_gc(int argc, char **argv)
     int rc = 1;
 
     for (int i = 0; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            path = argv[i] + 9;
+        if (config_arg(argc, argv, &i, &path)) {
+            continue;
         } else if (strcmp(argv[i], "--dry-run") == 0 || strcmp(argv[i], "-n") == 0) {
             o.dry_run = 1;
         } else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
@@ -116,12 +136,8 @@ static int cmd_gc(int argc, char **argv)
             return 2;
         }
     }
-    berth_config_defaults(&cfg);
-    if (path != NULL && berth_config_load(&cfg, path) != 0) {
-        fprintf(stderr, "berth: %s\n", berth_error_last());
-        berth_config_clear(&cfg);
+    if (config_load(&cfg, path) != 0)
         return 2;
-    }
     if (berth_storage_open(&storage, &cfg) != 0) {
         fprintf(stderr, "berth gc: storage: %s\n", berth_error_last());
         goto done;

@@ -188,36 +188,36 @@ done:
 
 /* ---- records ------------------------------------------------------------- */
 
-static int fs__record_get(berth_storage_t *b, const char *id, char **buf, size_t *len)
+/* Reads the whole file at `path` (relative to the root) into a malloc'd,
+ * NUL-terminated *buf. Files read this way are only ever replaced by
+ * rename, never written in place, so their size cannot change under us.
+ * One over `max` bytes is corrupt, not something to slurp: `toolarge`. */
+static int fs__read_small(berth_fs_t *fs, const char *path, size_t max, int toolarge, const char *what, char **buf,
+                          size_t *len)
 {
-    berth_fs_t *fs = fs__of(b);
-    char path[FS__PATH_MAX];
     char *data = NULL;
     struct stat st;
     size_t got = 0;
-    int fd = -1, err;
+    int fd = -1, err = 0;
 
-    if ((err = fs__path(path, "uploads/%s/record.json", id)) < 0)
-        goto done;
     if ((fd = openat(fs->rootfd, path, O_RDONLY | O_CLOEXEC)) < 0) {
-        err = fs__errno(errno, "open", path);
+        /* A path component that is a file (meta key "a" when "a/b" is
+         * asked for) means the object is not there. */
+        err = fs__errno(errno == ENOTDIR ? ENOENT : errno, "open", path);
         goto done;
     }
     if (fstat(fd, &st) < 0) {
         err = fs__errno(errno, "stat", path);
         goto done;
     }
-    /* Records are small; a huge one is corrupt, not something to slurp. */
-    if (st.st_size > 16 * 1024 * 1024) {
-        err = berth_error_set(BERTH_EINVALID, "%s: record too large (%lld bytes)", path, (long long)st.st_size);
+    if ((uint64_t)st.st_size > max) {
+        err = berth_error_set(toolarge, "%s: %s too large (%lld bytes)", path, what, (long long)st.st_size);
         goto done;
     }
     if ((data = malloc((size_t)st.st_size + 1)) == NULL) {
         err = berth_error_set(BERTH_ERR, "out of memory");
         goto done;
     }
-    /* The file is never written in place (only renamed over), so its size
-     * cannot change under us. */
     while (got < (size_t)st.st_size) {
         ssize_t n = pread(fd, data + got, (size_t)st.st_size - got, (off_t)got);
         if (n < 0) {
@@ -240,6 +240,16 @@ done:
         close(fd);
     free(data);
     return err;
+}
+
+static int fs__record_get(berth_storage_t *b, const char *id, char **buf, size_t *len)
+{
+    char path[FS__PATH_MAX];
+    int err;
+
+    if ((err = fs__path(path, "uploads/%s/record.json", id)) < 0)
+        return err;
+    return fs__read_small(fs__of(b), path, 16 * 1024 * 1024, BERTH_EINVALID, "record", buf, len);
 }
 
 static int fs__record_put(berth_storage_t *b, const char *id, const char *buf, size_t len)
@@ -810,54 +820,12 @@ static int fs__meta_path(char *out, const char *key)
 
 static int fs__meta_get(berth_storage_t *b, const char *key, char **buf, size_t *len)
 {
-    berth_fs_t *fs = fs__of(b);
     char path[FS__PATH_MAX];
-    char *data = NULL;
-    struct stat st;
-    size_t got = 0;
-    int fd = -1, err;
+    int err;
 
     if ((err = fs__meta_path(path, key)) < 0)
-        goto done;
-    if ((fd = openat(fs->rootfd, path, O_RDONLY | O_CLOEXEC)) < 0) {
-        err = fs__errno(errno == ENOTDIR ? ENOENT : errno, "open", path);
-        goto done;
-    }
-    if (fstat(fd, &st) < 0) {
-        err = fs__errno(errno, "stat", path);
-        goto done;
-    }
-    if (st.st_size > BERTH_META_VALUE_MAX) {
-        err = berth_error_set(BERTH_EIO, "%s: metadata object too large (%lld bytes)", path, (long long)st.st_size);
-        goto done;
-    }
-    if ((data = malloc((size_t)st.st_size + 1)) == NULL) {
-        err = berth_error_set(BERTH_ERR, "out of memory");
-        goto done;
-    }
-    /* Replaced by rename only, never written in place. */
-    while (got < (size_t)st.st_size) {
-        ssize_t n = pread(fd, data + got, (size_t)st.st_size - got, (off_t)got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            err = fs__errno(errno, "read", path);
-            goto done;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    data[got] = '\0';
-    *buf = data;
-    *len = got;
-    data = NULL;
-
-done:
-    if (fd >= 0)
-        close(fd);
-    free(data);
-    return err;
+        return err;
+    return fs__read_small(fs__of(b), path, BERTH_META_VALUE_MAX, BERTH_EIO, "metadata object", buf, len);
 }
 
 static int fs__meta_put(berth_storage_t *b, const char *key, const char *buf, size_t len)
