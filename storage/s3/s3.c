@@ -12,6 +12,11 @@
  * record. So a crash anywhere leaves a stored record whose pieces and parts
  * all exist (tusd's s3store deletes the old tail first and can lose it).
  * Parts are cut at exactly `chunk` bytes (R2 refuses unequal parts).
+ * `chunk` is storage.s3.chunksize, or the session's first chunk when that
+ * is larger (up to S3__ADAPT_MAX): a client sending equal chunks of that
+ * size then has each one sent as a part straight from memory, nothing
+ * staged or read back, and the session can still grow to 10,000 parts of
+ * at least chunksize.
  *
  * Part sessions. Part n is multipart part n, written directly. S3 cannot
  * read back the parts of an unfinished multipart upload, so upload_read
@@ -42,6 +47,9 @@
 
 /* Staged pieces merged into one once there are this many (tiny chunks). */
 #define S3__MERGE_PIECES 32
+/* Largest part size a session takes from its first chunk: a part is
+ * assembled in memory when staged pieces are read back. */
+#define S3__ADAPT_MAX ((uint64_t)64 << 20)
 
 static berth_s3_t *s3__of(berth_storage_t *b)
 {
@@ -509,6 +517,9 @@ static int s3__write_oci(berth_s3_t *s, berth_record_t *rec, uint64_t offset, co
     }
     if (len == 0)
         goto save;
+    /* Nothing sent or staged yet: the first chunk may set the part size. */
+    if (offset == 0 && committed == 0 && st.npieces == 0 && len > s->chunk && len <= S3__ADAPT_MAX)
+        st.chunk = len;
     end = s3__coverage(&st, &seg, committed);
     for (size_t i = 0; i < st.npieces; i++)
         contiguous += st.pieces[i].off <= end;

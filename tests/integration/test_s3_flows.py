@@ -61,7 +61,9 @@ def check_bucket_after(name, srv, uuid, data):
     suite.check("%s: the object holds the blob" % name, peer.get(root + "blobs/data/" + uuid) == data)
 
 
-def chunked(name, chunk, size, repo):
+def chunked(name, chunk, size, repo, unstaged=False):
+    """unstaged: every whole chunk must go to S3 as a part, nothing staged
+    (chunks over chunksize set the session's part size)."""
     srv = Berth(suite).start()
     data = rand_bytes(size)
     c = srv.client()
@@ -72,6 +74,9 @@ def chunked(name, chunk, size, repo):
         r = patch_chunk(c, loc, data[off:off + chunk], off)
         if not suite.eq("%s: PATCH at %d" % (name, off), r.status, 202):
             return
+        if unstaged and off + chunk <= size:
+            staged = berthtest.s3_peer().keys(root_of(srv) + "uploads/" + uuid_of(loc) + "/tail/")
+            suite.eq("%s: nothing staged after the whole chunk at %d" % (name, off), staged, [])
         off += chunk
     r = finish_upload(c, loc, digest(data))
     suite.eq("%s: PUT" % name, r.status, 201)
@@ -87,7 +92,8 @@ def chunked_1mib_chunks_are_staged():
 
 @suite.test
 def chunked_8mib_chunks_become_parts():
-    chunked("8MiB chunks", 8 * MIB, 40 * MIB + 17, "s3/large")
+    # chunksize is 5 MiB here: 8 MiB chunks become 8 MiB parts.
+    chunked("8MiB chunks", 8 * MIB, 40 * MIB + 17, "s3/large", unstaged=True)
 
 
 @suite.test
