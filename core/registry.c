@@ -338,6 +338,10 @@ int berth_manifest_put(berth_registry_t *r, const char *repo, const char *refere
         return berth_error_set(BERTH_EINVALID, "invalid tag");
     }
 
+    if (len == 0) {
+        err = berth_error_set(BERTH_EINVALID, "the manifest is empty");
+        goto done;
+    }
     if ((doc = json_loadb(body, len, 0, &jerr)) == NULL) {
         err = berth_error_set(BERTH_EINVALID, "manifest is not JSON: %s at %d:%d", jerr.text, jerr.line, jerr.column);
         goto done;

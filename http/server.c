@@ -96,7 +96,8 @@ static void server__route(berth_http_app_t *app, h2o_req_t *req, const char *use
     if (berth_oci_handle(app, req) == 0)
         return;
     berth_http_send_json(req, 404, NULL,
-                         json_pack("{s:[{s:s,s:s}]}", "errors", "code", "NOT_FOUND", "message", "no such endpoint"));
+                         json_pack("{s:[{s:s,s:s,s:{}}]}", "errors", "code", "NOT_FOUND", "message", "no such endpoint",
+                                   "detail"));
 }
 
 static int server__on_req(h2o_handler_t *self, h2o_req_t *req)

@@ -348,6 +348,11 @@ def error_body_shape():
         suite.check("error message is a non-empty string", isinstance(e.get("message"), str) and e["message"],
                     repr(e))
         suite.check("error has a detail member", "detail" in e, repr(e))
+    r = cl().get("/v2/x/no-such-endpoint/at/all")
+    suite.eq("unknown endpoint: 404", r.status, 404)
+    j = r.json() or {}
+    suite.check("unknown endpoint: a JSON error with code, message and detail",
+                all(k in (j.get("errors") or [{}])[0] for k in ("code", "message", "detail")), repr(r.body[:300]))
 
 
 @suite.test
