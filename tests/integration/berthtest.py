@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -524,7 +525,10 @@ class Berth:
         err.write(("--- start %d ---\n" % self.starts).encode())
         err.flush()
         try:
-            self.proc = subprocess.Popen([BERTH_BIN, "serve", "-c", self.config_path], cwd=self.dir,
+            # BERTH_WRAPPER (e.g. "valgrind --leak-check=full --log-file=/tmp/vg.%p")
+            # runs the server under a tool.
+            wrapper = shlex.split(os.environ.get("BERTH_WRAPPER", ""))
+            self.proc = subprocess.Popen(wrapper + [BERTH_BIN, "serve", "-c", self.config_path], cwd=self.dir,
                                          env=berth_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         finally:
             out.close()

@@ -129,7 +129,7 @@ def manifests():
     r = put_manifest(c, "lib/app", "v4", b"")
     expect_error(suite, "PUT an empty body", r, 400, "MANIFEST_INVALID")
     suite.check("an empty body is named as such", "empty" in ((r.json() or {}).get("errors", [{}])[0].get("message", "")),
-                r.body[:300])
+                repr(r.body[:300]))
     r = put_manifest(c, "lib/app", "v4", enc({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}))
     expect_error(suite, "PUT an image manifest without config", r, 400, "MANIFEST_INVALID")
     r = put_manifest(c, "lib/app", "v4", body, OCI_INDEX)
