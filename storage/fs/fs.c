@@ -188,6 +188,27 @@ done:
 
 /* ---- records ------------------------------------------------------------- */
 
+/* Reads up to len bytes at `offset` into buf, stopping early only at the
+ * end of the file; *got is what was read. */
+static int fs__pread_full(int fd, void *buf, size_t len, uint64_t offset, const char *path, size_t *got)
+{
+    size_t total = 0;
+
+    while (total < len) {
+        ssize_t n = pread(fd, (char *)buf + total, len - total, (off_t)(offset + total));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fs__errno(errno, "read", path);
+        }
+        if (n == 0)
+            break;
+        total += (size_t)n;
+    }
+    *got = total;
+    return 0;
+}
+
 /* Reads the whole file at `path` (relative to the root) into a malloc'd,
  * NUL-terminated *buf. Files read this way are only ever replaced by
  * rename, never written in place, so their size cannot change under us.
@@ -218,18 +239,8 @@ static int fs__read_small(berth_fs_t *fs, const char *path, size_t max, int tool
         err = berth_error_set(BERTH_ERR, "out of memory");
         goto done;
     }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = pread(fd, data + got, (size_t)st.st_size - got, (off_t)got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            err = fs__errno(errno, "read", path);
-            goto done;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
+    if ((err = fs__pread_full(fd, data, (size_t)st.st_size, 0, path, &got)) < 0)
+        goto done;
     data[got] = '\0';
     *buf = data;
     *len = got;
@@ -577,8 +588,6 @@ static int fs__upload_read(berth_storage_t *b, berth_record_t *rec, uint64_t off
 {
     berth_fs_t *fs = fs__of(b);
     char path[FS__PATH_MAX];
-    char *p = buf;
-    size_t total = 0;
     int fd = -1, err;
 
     *got = 0;
@@ -590,19 +599,7 @@ static int fs__upload_read(berth_storage_t *b, berth_record_t *rec, uint64_t off
     }
     if (offset > (uint64_t)INT64_MAX)
         goto done;
-    while (total < len) {
-        ssize_t n = pread(fd, p + total, len - total, (off_t)(offset + total));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            err = fs__errno(errno, "read", path);
-            goto done;
-        }
-        if (n == 0)
-            break;
-        total += (size_t)n;
-    }
-    *got = total;
+    err = fs__pread_full(fd, buf, len, offset, path, got);
 
 done:
     if (fd >= 0)
@@ -642,8 +639,6 @@ static int fs__blob_read(berth_storage_t *b, const char *digest, uint64_t offset
 {
     berth_fs_t *fs = fs__of(b);
     char path[FS__PATH_MAX];
-    char *p = buf;
-    size_t total = 0;
     int fd = -1, err;
 
     *got = 0;
@@ -661,19 +656,7 @@ static int fs__blob_read(berth_storage_t *b, const char *digest, uint64_t offset
      * with direct I/O are not in the page cache at all. */
     if (len >= FS__READAHEAD_MIN)
         (void)posix_fadvise(fd, (off_t)offset, (off_t)(len + FS__READAHEAD), POSIX_FADV_WILLNEED);
-    while (total < len) {
-        ssize_t n = pread(fd, p + total, len - total, (off_t)(offset + total));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            err = fs__errno(errno, "read", path);
-            goto done;
-        }
-        if (n == 0)
-            break;
-        total += (size_t)n;
-    }
-    *got = total;
+    err = fs__pread_full(fd, buf, len, offset, path, got);
 
 done:
     if (fd >= 0)
