@@ -220,6 +220,32 @@ static int64_t s3__time(const char *iso)
     return (int64_t)timegm(&tm);
 }
 
+/* Sends a request whose answer is an XML document: *doc (caller frees with
+ * xmlFreeDoc) and *root on success. `what` names the call in errors; an
+ * S3 error code of `gone_code` (or NULL) becomes BERTH_ENOTFOUND. */
+static int s3__do_xml(berth_s3_client_t *c, berth_s3_req_t *req, const char *what, const char *gone_code,
+                      xmlDocPtr *doc, xmlNodePtr *root)
+{
+    berth_s3_resp_t resp;
+    int err;
+
+    *doc = NULL;
+    if ((err = berth_s3_do(c, req, &resp)) < 0) {
+        if (gone_code != NULL && strcmp(resp.code, gone_code) == 0)
+            err = berth_error_set(BERTH_ENOTFOUND, "%s: the upload is gone", what);
+        berth_s3_resp_clear(&resp);
+        return err;
+    }
+    *doc = berth_s3xml_parse(resp.body, resp.body_len);
+    berth_s3_resp_clear(&resp);
+    if (*doc == NULL || (*root = xmlDocGetRootElement(*doc)) == NULL) {
+        xmlFreeDoc(*doc);
+        *doc = NULL;
+        return berth_error_set(BERTH_EIO, "%s: unreadable answer", what);
+    }
+    return 0;
+}
+
 int berth__s3_list(berth_s3_client_t *c, const char *prefix, int dirs, berth__s3_list_cb cb, void *ctx)
 {
     char token[2048] = "", etoken[4096], eprefix[S3__KEY_MAX * 3], query[8192];
@@ -228,7 +254,6 @@ int berth__s3_list(berth_s3_client_t *c, const char *prefix, int dirs, berth__s3
     if (berth_s3_encode(eprefix, sizeof(eprefix), prefix, 0) < 0)
         return berth_error_set(BERTH_EINVALID, "s3: prefix too long");
     for (;;) {
-        berth_s3_resp_t resp;
         xmlDocPtr doc = NULL;
         xmlNodePtr root, n;
         char truncated[16] = "";
@@ -242,16 +267,8 @@ int berth__s3_list(berth_s3_client_t *c, const char *prefix, int dirs, berth__s3
             snprintf(query, sizeof(query), "%slist-type=2&prefix=%s", dirs ? "delimiter=%2F&" : "", eprefix);
         }
         berth_s3_req_t req = {.method = "GET", .query = query, .idempotent = 1};
-        if ((err = berth_s3_do(c, &req, &resp)) < 0) {
-            berth_s3_resp_clear(&resp);
+        if ((err = s3__do_xml(c, &req, "s3 ListObjectsV2", NULL, &doc, &root)) < 0)
             return err;
-        }
-        doc = berth_s3xml_parse(resp.body, resp.body_len);
-        berth_s3_resp_clear(&resp);
-        if (doc == NULL || (root = xmlDocGetRootElement(doc)) == NULL) {
-            xmlFreeDoc(doc);
-            return berth_error_set(BERTH_EIO, "s3 ListObjectsV2: unreadable answer");
-        }
         for (n = berth_s3xml_child(root, dirs ? "CommonPrefixes" : "Contents"); n != NULL && !stop;
              n = berth_s3xml_next(n)) {
             char key[S3__KEY_MAX], size[32] = "0", mtime[64] = "";
@@ -402,7 +419,6 @@ int berth__s3_mpu_list_parts(berth_s3_client_t *c, const char *key, const char *
 
     *count = 0;
     for (;;) {
-        berth_s3_resp_t resp;
         xmlDocPtr doc;
         xmlNodePtr root;
         char truncated[16] = "";
@@ -411,18 +427,10 @@ int berth__s3_mpu_list_parts(berth_s3_client_t *c, const char *key, const char *
         if ((err = s3__mpu_query(query, sizeof(query), upload_id, before)) < 0)
             return err;
         berth_s3_req_t req = {.method = "GET", .key = key, .query = query, .idempotent = 1};
-        if ((err = berth_s3_do(c, &req, &resp)) < 0) {
-            if (strcmp(resp.code, "NoSuchUpload") == 0)
-                err = berth_error_set(BERTH_ENOTFOUND, "s3 ListParts %s: the upload is gone", key);
-            berth_s3_resp_clear(&resp);
+        char what[S3__KEY_MAX + 16];
+        snprintf(what, sizeof(what), "s3 ListParts %s", key);
+        if ((err = s3__do_xml(c, &req, what, "NoSuchUpload", &doc, &root)) < 0)
             return err;
-        }
-        doc = berth_s3xml_parse(resp.body, resp.body_len);
-        berth_s3_resp_clear(&resp);
-        if (doc == NULL || (root = xmlDocGetRootElement(doc)) == NULL) {
-            xmlFreeDoc(doc);
-            return berth_error_set(BERTH_EIO, "s3 ListParts %s: unreadable answer", key);
-        }
         for (xmlNodePtr p = berth_s3xml_child(root, "Part"); p != NULL; p = berth_s3xml_next(p)) {
             char num[32], size[32] = "0", etag[S3__ETAG_MAX];
             uint64_t n;
@@ -457,7 +465,6 @@ int berth__s3_mpu_list(berth_s3_client_t *c, const char *prefix, berth__s3_uploa
     if (berth_s3_encode(eprefix, sizeof(eprefix), prefix, 0) < 0)
         return berth_error_set(BERTH_EINVALID, "s3: prefix too long");
     for (;;) {
-        berth_s3_resp_t resp;
         xmlDocPtr doc;
         xmlNodePtr root;
         char truncated[16] = "";
@@ -471,16 +478,8 @@ int berth__s3_mpu_list(berth_s3_client_t *c, const char *prefix, berth__s3_uploa
             snprintf(query, sizeof(query), "prefix=%s&uploads=", eprefix);
         }
         berth_s3_req_t req = {.method = "GET", .query = query, .idempotent = 1};
-        if ((err = berth_s3_do(c, &req, &resp)) < 0) {
-            berth_s3_resp_clear(&resp);
+        if ((err = s3__do_xml(c, &req, "s3 ListMultipartUploads", NULL, &doc, &root)) < 0)
             return err;
-        }
-        doc = berth_s3xml_parse(resp.body, resp.body_len);
-        berth_s3_resp_clear(&resp);
-        if (doc == NULL || (root = xmlDocGetRootElement(doc)) == NULL) {
-            xmlFreeDoc(doc);
-            return berth_error_set(BERTH_EIO, "s3 ListMultipartUploads: unreadable answer");
-        }
         for (xmlNodePtr u = berth_s3xml_child(root, "Upload"); u != NULL; u = berth_s3xml_next(u)) {
             char key[S3__KEY_MAX], id[S3__UPLOADID_MAX];
             if (berth_s3xml_text(u, "Key", key, sizeof(key)) < 0 || berth_s3xml_text(u, "UploadId", id, sizeof(id)) < 0)
