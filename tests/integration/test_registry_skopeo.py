@@ -111,6 +111,48 @@ def roundtrip():
 
 
 @suite.test
+def docker_formats_roundtrip():
+    """skopeo converts the image to Docker schema2 (a manifest list of
+    schema2 manifests) on the way in: berth keeps and serves those types,
+    and a pull brings back every layer unchanged."""
+    if not have_skopeo():
+        return suite.fail("skopeo is installed")
+    lay, tmp = layout()
+    srv = Berth(suite, threads=2).start()
+    dest = "docker://127.0.0.1:%d/docker/img:%s" % (srv.port, lay.tag)
+    rc, text = skopeo(["copy", "--all", "--format", "v2s2", "--retry-times", "0", "--dest-tls-verify=false",
+                       lay.ref(), dest])
+    if not suite.eq("v2s2 push exits 0", rc, 0):
+        print(text[-3000:], flush=True)
+        return
+    c = srv.client()
+    r = c.get("/v2/docker/img/manifests/%s" % lay.tag, {"Accept": ACCEPT})
+    suite.eq("the tag names a Docker manifest list",
+             (r.status, r.h("content-type")), (200, "application/vnd.docker.distribution.manifest.list.v2+json"))
+    lst = r.json() or {}
+    kinds = set()
+    for m in lst.get("manifests", []):
+        rm = c.get("/v2/docker/img/manifests/%s" % m["digest"], {"Accept": ACCEPT})
+        kinds.add((rm.status, rm.h("content-type"), rm.h("docker-content-digest") == m["digest"]))
+    suite.eq("every platform's manifest is a Docker schema2 manifest, served under its digest", kinds,
+             {(200, "application/vnd.docker.distribution.manifest.v2+json", True)})
+    suite.eq("one manifest per platform", len(lst.get("manifests", [])), len(lay.manifests))
+    out = tmp.join("out-v2s2")
+    rc, text = skopeo(["copy", "--all", "--src-tls-verify=false", dest, "oci:%s:%s" % (out, lay.tag)])
+    if not suite.eq("v2s2 pull exits 0", rc, 0):
+        print(text[-3000:], flush=True)
+        return
+    _, blobs = read_layout(out)
+    layers = {d: n for d, n in lay.blobs.items() if d not in lay.manifests and d != lay.index_digest
+              and d not in {cfg for cfg, _ in lay.configs.values()}}
+    suite.check("the layout has layers to compare", len(layers) >= 3, repr(layers))
+    suite.eq("every original layer comes back with its digest and size",
+             {d: blobs.get(d) for d in layers}, layers)
+    srv.stop()
+    srv.check_sanitizer()
+
+
+@suite.test
 def roundtrip_with_credentials():
     if not have_skopeo():
         return suite.fail("skopeo is installed")
