@@ -31,7 +31,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("BERTH_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
-BERTH_BIN = os.environ.get("BERTH_BIN") or os.path.join(SOURCE_DIR, "build", "berth")
+# Absolute, since servers start in their own directories.
+BERTH_BIN = os.path.abspath(os.environ.get("BERTH_BIN") or os.path.join(SOURCE_DIR, "build", "berth"))
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
