@@ -486,7 +486,7 @@ def sha256_speed():
     return float(m.group(1)) / MB
 
 
-# ------------------------------------------------- part sessions (issue 3)
+# ------------------------------------------------------------ part sessions
 
 def start_sessions_berth(berth_bin, tmp, user, password):
     """A berth of its own with auth.htpasswd (the sessions API needs it),
@@ -616,7 +616,7 @@ def gapped_session(server, nparts=10000, every=10):
 
 
 def sessions_figures(berth_bin, tmp, data, P, registry):
-    """Issue 3's figures; returns the lines of their table."""
+    """The part-session figures; returns the lines of their table."""
     res, errs = {}, {}
 
     def run(key, fn):
@@ -670,7 +670,7 @@ def sessions_figures(berth_bin, tmp, data, P, registry):
         return "%.2fx" % (a / b) if a is not None and b else "n/a"
 
     parts_mbs = res["parts"][0] if "parts" in res else None
-    lines = ["", "part sessions (issue 3): berth with auth.htpasswd, %s of the same random data" % (
+    lines = ["", "part sessions: berth with auth.htpasswd, %s of the same random data" % (
         "%d GiB" % (size // GiB) if size >= GiB else "%d MiB" % (size // MiB)), ""]
     hdr = "%-62s %-7s %10s  %s" % ("figure", "unit", "value", "note")
     lines += [hdr, "-" * len(hdr)]
