@@ -273,7 +273,15 @@ def podman_push_and_pull():
     cfg, diffs = lay.configs["linux/amd64"]
     srv = AuthBerth(suite, users={"pod": "pod-pass"}, threads=2).start()
     ref = "127.0.0.1:%d/pod/img:v1" % srv.port
-    rc, out = _podman(base, ["pull", "--arch", "amd64", lay.ref()])
+    # podman names an image pulled from a layout after the layout's path,
+    # which must then be a valid reference: mkdtemp's names (with '_') are
+    # not always, so the layout is reached through a link of a safe name.
+    link = "/tmp/berth-podman-layout-%d" % os.getpid()
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(lay.path, link)
+    suite.add_cleanup(lambda: os.path.lexists(link) and os.remove(link))
+    rc, out = _podman(base, ["pull", "--arch", "amd64", "oci:%s:%s" % (link, lay.tag)])
     suite.require("podman loads the layout's amd64 image", rc == 0, out[-1500:])
     local = out.strip().splitlines()[-1]
     rc, out = _podman(base, ["push", "--tls-verify=false", "--creds", "pod:wrong", local, ref])
