@@ -399,8 +399,8 @@ void berth_registry_handle(berth_http_app_t *app, h2o_req_t *req, berth_registry
         char lastp[REGISTRY__PARAM_MAX];
         size_t n;
         int has_last;
-        if (!is_get)
-            return registry__unsupported_method(req, "GET");
+        if (!is_get && !is_head)
+            return registry__unsupported_method(req, "GET, HEAD");
         if (registry__pagination(req, &n, lastp, &has_last) != 0)
             return;
         t = registry__task_new(app, req, route == BERTH_ROUTE_TAGS ? REGISTRY__TAGS : REGISTRY__CATALOG, name, last, 0);
@@ -413,8 +413,8 @@ void berth_registry_handle(berth_http_app_t *app, h2o_req_t *req, berth_registry
     case BERTH_ROUTE_REFERRERS: {
         char at[REGISTRY__PARAM_MAX];
         int r;
-        if (!is_get)
-            return registry__unsupported_method(req, "GET");
+        if (!is_get && !is_head)
+            return registry__unsupported_method(req, "GET, HEAD");
         if (!berth_digest_wellformed(last.base, last.len))
             return berth_http_send_oci_error(req, 400, "DIGEST_INVALID", "invalid digest", NULL);
         if ((r = berth_http_query_param(req, "artifactType", at, sizeof(at))) < 0)

@@ -69,6 +69,16 @@ void berth_http_send_empty(h2o_req_t *req, int status, const char *reason)
     h2o_send_inline(req, "", 0);
 }
 
+/* A HEAD is answered with the headers a GET would get, Content-Length
+ * included, and no body. */
+static void response__send_inline(h2o_req_t *req, const char *text, size_t len)
+{
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+        h2o_send_inline(req, "", 0);
+    else
+        h2o_send_inline(req, text, len);
+}
+
 void berth_http_send_json_as(h2o_req_t *req, int status, const char *content_type, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
@@ -80,7 +90,7 @@ void berth_http_send_json_as(h2o_req_t *req, int status, const char *content_typ
     req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    h2o_strdup(&req->pool, content_type, SIZE_MAX).base, strlen(content_type));
-    h2o_send_inline(req, text != NULL ? text : "", len);
+    response__send_inline(req, text != NULL ? text : "", len);
     free(text);
 }
 
@@ -94,7 +104,7 @@ void berth_http_send_json(h2o_req_t *req, int status, const char *reason, json_t
     req->res.reason = reason != NULL ? reason : berth_http_reason(status);
     req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    h2o_send_inline(req, text != NULL ? text : "", len);
+    response__send_inline(req, text != NULL ? text : "", len);
     free(text);
 }
 

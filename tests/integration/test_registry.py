@@ -222,6 +222,15 @@ def tags_and_catalog_pagination():
     suite.eq("catalog n=2: the whole list", items, want)
     r = c.post("/v2/_catalog")
     expect_error(suite, "POST /v2/_catalog", r, 405, "UNSUPPORTED")
+    for path in ("/v2/_catalog", "/v2/lib/app/tags/list?n=2", "/v2/lib/app/referrers/sha256:" + "0" * 64):
+        g, h = c.get(path), c.head(path)
+        suite.eq("HEAD %s: the GET's status, type and length, no body" % path,
+                 (h.status, h.h("content-type"), h.h("content-length"), h.body),
+                 (g.status, g.h("content-type"), str(len(g.body)), b""))
+    h = c.head("/v2/lib/none/tags/list")
+    suite.eq("HEAD tags of an unknown repository: 404, no body", (h.status, h.body), (404, b""))
+    r = c.get("/v2/_catalog")
+    suite.eq("the connection still serves after the HEADs", r.status, 200)
     srv.stop()
     srv.check_sanitizer()
 
