@@ -378,6 +378,19 @@ out:
     return err;
 }
 
+/* The server could not be reached or answered 5xx: one more stall, counted
+ * as a retry and waited out with backoff; -1 once stalls exceed --retries
+ * (the caller keeps the error it has). */
+static int parts__stalled(berth_push_t *p, unsigned *stalls)
+{
+    if (++*stalls > p->cli->retries)
+        return -1;
+    p->retries++;
+    berth_progress_retry(&p->prog, berth_error_last());
+    berth_cli_backoff(*stalls);
+    return 0;
+}
+
 int berth__push_parts(berth_push_t *p)
 {
     parts_t ps = {p};
@@ -429,11 +442,8 @@ int berth__push_parts(berth_push_t *p)
             continue;
         }
         if (err == BERTH_EUNAVAILABLE) {
-            if (++stalls > p->cli->retries)
+            if (parts__stalled(p, &stalls) < 0)
                 goto done;
-            p->retries++;
-            berth_progress_retry(&p->prog, berth_error_last());
-            berth_cli_backoff(stalls);
             continue;
         }
         if (err < 0 || complete)
@@ -468,11 +478,8 @@ int berth__push_parts(berth_push_t *p)
         if (finished)
             break;
         if (err == BERTH_EUNAVAILABLE) {
-            if (++stalls > p->cli->retries)
+            if (parts__stalled(p, &stalls) < 0)
                 goto done;
-            p->retries++;
-            berth_progress_retry(&p->prog, berth_error_last());
-            berth_cli_backoff(stalls);
         } else if (err < 0 && err != BERTH_ENOTFOUND) {
             goto done;
         }

@@ -145,6 +145,20 @@ static int s3__state_load(const berth_record_t *rec, s3__state_t *st)
 }
 
 /* Replaces rec->backend with st. */
+/* s3__state_load, then BERTH_ENOTFOUND when the session's data is gone
+ * (removed, or with `committed_gone` already committed). *st is loaded,
+ * and must be cleared, either way. */
+static int s3__state_live(const berth_record_t *rec, s3__state_t *st, int committed_gone)
+{
+    int err;
+
+    if ((err = s3__state_load(rec, st)) < 0)
+        return err;
+    if (st->gone || (committed_gone && st->committed))
+        return berth_error_set(BERTH_ENOTFOUND, "session %s: its data is gone", rec->id);
+    return 0;
+}
+
 static int s3__state_save(berth_record_t *rec, const s3__state_t *st)
 {
     json_t *j = json_object(), *pieces = json_array(), *stale = json_array();
@@ -500,12 +514,8 @@ static int s3__write_oci(berth_s3_t *s, berth_record_t *rec, uint64_t offset, co
     uint64_t committed, end, contiguous = 0;
     int err;
 
-    if ((err = s3__state_load(rec, &st)) < 0)
+    if ((err = s3__state_live(rec, &st, 1)) < 0)
         goto done;
-    if (st.gone || st.committed) {
-        err = berth_error_set(BERTH_ENOTFOUND, "session %s: its data is gone", rec->id);
-        goto done;
-    }
     if (st.chunk < BERTH_S3_MIN_PART)
         st.chunk = s->chunk;
     s3__drop_stale(s, rec->id, &st);
@@ -565,12 +575,8 @@ static int s3__upload_write(berth_storage_t *b, berth_record_t *rec, uint64_t of
     if (rec->part_size == 0 || offset % rec->part_size != 0)
         return berth_error_set(BERTH_EINVALID, "session %s: write at %" PRIu64 " is not a part boundary", rec->id,
                                offset);
-    if ((err = s3__state_load(rec, &st)) < 0)
+    if ((err = s3__state_live(rec, &st, 0)) < 0)
         goto done;
-    if (st.gone) {
-        err = berth_error_set(BERTH_ENOTFOUND, "session %s: its data is gone", rec->id);
-        goto done;
-    }
     if ((err = s3__data_key(s, key, rec->id)) < 0)
         goto done;
     err = berth__s3_mpu_part(s->c, key, st.upload_id, offset / rec->part_size + 1, buf, len, etag);
@@ -637,12 +643,8 @@ static int s3__commit_oci(berth_s3_t *s, berth_record_t *rec, const char *digest
     size_t nparts;
     int err;
 
-    if ((err = s3__state_load(rec, &st)) < 0)
+    if ((err = s3__state_live(rec, &st, 0)) < 0)
         goto done;
-    if (st.gone) {
-        err = berth_error_set(BERTH_ENOTFOUND, "session %s: its data is gone", rec->id);
-        goto done;
-    }
     if (st.chunk < BERTH_S3_MIN_PART)
         st.chunk = s->chunk;
     if ((err = s3__data_key(s, dkey, rec->id)) < 0)
@@ -727,12 +729,8 @@ static int s3__upload_commit(berth_storage_t *b, berth_record_t *rec, const char
 
     if (rec->kind == BERTH_SESSION_OCI)
         return s3__commit_oci(s, rec, digest);
-    if ((err = s3__state_load(rec, &st)) < 0)
+    if ((err = s3__state_live(rec, &st, 0)) < 0)
         goto done;
-    if (st.gone) {
-        err = berth_error_set(BERTH_ENOTFOUND, "session %s: its data is gone", rec->id);
-        goto done;
-    }
     if ((err = s3__data_key(s, dkey, rec->id)) < 0)
         goto done;
     if (berth__s3_link_fetch(s, digest, NULL, 1) == 0) {
@@ -868,12 +866,8 @@ static int s3__upload_read(berth_storage_t *b, berth_record_t *rec, uint64_t off
     int err;
 
     *got = 0;
-    if ((err = s3__state_load(rec, &st)) < 0)
+    if ((err = s3__state_live(rec, &st, 0)) < 0)
         goto done;
-    if (st.gone) {
-        err = berth_error_set(BERTH_ENOTFOUND, "session %s: its data is gone", rec->id);
-        goto done;
-    }
     if (len == 0 || (err = s3__data_key(s, dkey, rec->id)) < 0)
         goto done;
     if (rec->kind == BERTH_SESSION_OCI) {
