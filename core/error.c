@@ -84,6 +84,8 @@ const char *berth_error_name(int code)
         return "too large";
     case BERTH_ENOSPACE:
         return "no space";
+    case BERTH_ECONFLICT:
+        return "conflict";
     default:
         return "unknown error";
     }

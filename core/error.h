@@ -8,7 +8,7 @@
  * kept by berth_error_set() and read back with berth_error_last().
  *
  * Mapping these codes to HTTP statuses and JSON bodies happens in exactly one
- * place: http/errors.c.
+ * place: http/response.c.
  */
 #ifndef BERTH_CORE_ERROR_H
 #define BERTH_CORE_ERROR_H
@@ -28,6 +28,7 @@ enum {
     BERTH_EDIGEST = -9,      /* content does not match the given digest */
     BERTH_ETOOLARGE = -10,   /* over a configured size limit */
     BERTH_ENOSPACE = -11,    /* the storage is full */
+    BERTH_ECONFLICT = -12,   /* a conditional write found the object changed */
 };
 
 /* Records the calling thread's last error and returns `code`, so that

@@ -60,7 +60,7 @@ void berth_record_clear(berth_record_t *rec)
     free(rec->owner);
     free(rec->digest);
     berth_rangeset_clear(&rec->received);
-    json_decref(rec->backend);
+    free(rec->state);
     berth_record_init(rec);
 }
 
@@ -102,8 +102,6 @@ int berth_record_encode(const berth_record_t *rec, char **out, size_t *len)
         return berth_error_set(BERTH_EINVALID, "record: field 'kind': unknown kind %d", (int)rec->kind);
     if ((unsigned)rec->status >= RECORD__NSTATUS)
         return berth_error_set(BERTH_EINVALID, "record: field 'status': unknown status %d", (int)rec->status);
-    if (rec->backend != NULL && !json_is_object(rec->backend))
-        return berth_error_set(BERTH_EINVALID, "record: field 'backend': not a JSON object");
     if ((err = berth_rangeset_format(&rec->received, &received)) < 0)
         goto done;
     berth_sha256_save(&rec->hash, hash);
@@ -128,8 +126,7 @@ int berth_record_encode(const berth_record_t *rec, char **out, size_t *len)
         (err = record__set_opt_str(root, "owner", rec->owner)) < 0 ||
         (err = record__set_opt_str(root, "digest", rec->digest)) < 0)
         goto done;
-    /* The record keeps its own reference; the encoder only borrows it. */
-    if (rec->backend != NULL && (err = record__set(root, "backend", json_incref(rec->backend))) < 0)
+    if ((err = record__set_opt_str(root, "state", rec->state)) < 0)
         goto done;
 
     /* An id that is not valid UTF-8 would make json_string fail above; a
@@ -285,11 +282,8 @@ static int record__decode(berth_record_t *rec, json_t *root)
     if (rec->digest != NULL && !berth_digest_wellformed(rec->digest, strlen(rec->digest)))
         return berth_error_set(BERTH_EINVALID, "record: field 'digest': not a digest");
 
-    if ((err = record__field(root, "backend", JSON_OBJECT, 1, &v)) < 0)
+    if ((err = record__opt_str(root, "state", &rec->state)) < 0)
         return err;
-    /* A deep copy leaves the record sharing nothing with the parsed document. */
-    if (v != NULL && (rec->backend = json_deep_copy(v)) == NULL)
-        return berth_error_set(BERTH_ERR, "record: out of memory");
 
     if (rec->kind == BERTH_SESSION_OCI) {
         /* OCI bytes arrive in order: the received set is exactly 0..offset-1

@@ -1,6 +1,6 @@
 /*
- * The session record: everything berth knows about an upload session, as
- * stored next to its data by the storage backend (the "metadata file").
+ * The session record: everything berth knows about an upload session,
+ * stored by the engine as the object "sessions/<id>".
  *
  * The record is the truth a resume is built on. It is written only after the
  * bytes it claims are stored, and replaced atomically, so at any instant the
@@ -60,9 +60,9 @@ typedef struct berth_record {
     char *owner;         /* malloc'd or NULL */
     char *digest;        /* expected or final digest, malloc'd or NULL */
 
-    /* Backend-private state (S3 upload id, ETags, ...), owned by the record;
-     * NULL when the backend keeps none. */
-    json_t *backend;
+    /* The storage's state of the session's data (storage/storage.h): opaque
+     * to the engine, malloc'd, NULL when the backend keeps none. */
+    char *state;
 } berth_record_t;
 
 /* Zeroes *rec and sets up its empty members. */

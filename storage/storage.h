@@ -1,23 +1,35 @@
 /*
- * The storage vtable: how the session engine stores bytes, session records,
- * blobs and repository links, whatever the backend.
+ * The storage contract: what a backend stores for berth, and nothing more.
+ *
+ * A backend is a byte store, in the spirit of SQLite's sqlite3_io_methods
+ * and libgit2's git_odb_backend. It keeps four kinds of things and
+ * interprets none of them:
+ *
+ *   objects       small named values (session records, repository links,
+ *                 registry metadata), each with a version for
+ *                 compare-and-swap;
+ *   session data  the bytes of an unfinished upload, at offsets, with an
+ *                 opaque state string that only the backend reads (the
+ *                 engine keeps it in the session record and hands it back);
+ *   blobs         finished content, by digest;
+ *   nothing else: what a record, a link or a manifest means is the
+ *                 engine's business (core/), never the backend's.
  *
  * A backend is a struct whose first member is a berth_storage_t (`super`),
- * its own state following. The core never calls through these pointers
- * directly: it uses the berth_storage_*() wrappers below, which check the
- * contract and are the one place where tests inject faults.
+ * its own state following; `methods` points at one static const table
+ * shared by every instance. The core never calls through the table: it
+ * uses the berth_storage_*() wrappers below, which check the contract and
+ * are the one place where tests inject faults.
  *
- * Methods are only ever appended; each group is marked with the version that
- * added it, and `version` says which groups a backend fills in.
+ * Every method returns 0 or a code from core/error.h and sets the calling
+ * thread's last error on failure. Methods are called from worker threads,
+ * several at a time, and from several processes sharing one store: a
+ * backend must be thread-safe and must not answer from memory what another
+ * process can change.
  *
- * Every method returns 0 or a code from core/error.h and sets the thread's
- * last error on failure. Methods are called from worker threads, several at
- * a time: a backend must be thread-safe. The engine guarantees that at most
- * one upload_write/upload_commit/upload_remove runs per session at a time.
- *
- * Identifiers reaching a backend are validated by the engine first:
- * ids by berth_id_valid, digests by berth_digest_valid, repositories by
- * berth_name_valid.
+ * storage/ includes nothing from core/ but error.h and log.h (errors and
+ * logging), config.h (the options of its section), validate.h (to skip
+ * strangers in listings) and digest.h (S3's content checksums).
  */
 #ifndef BERTH_STORAGE_STORAGE_H
 #define BERTH_STORAGE_STORAGE_H
@@ -26,149 +38,154 @@
 #include <stdint.h>
 
 #include "core/config.h"
-#include "core/record.h"
-
-#define BERTH_STORAGE_VERSION 4
 
 typedef struct berth_storage berth_storage_t;
+typedef struct berth_storage_methods berth_storage_methods_t;
+typedef struct berth_writer berth_writer_t;
 
-/* Called by list methods for each entry; a non-zero return stops the walk
- * and is returned by the list method. */
-typedef int (*berth_storage_list_cb)(void *ctx, const char *id);
+/* ---- objects ---------------------------------------------------------------
+ *
+ * Keys are 1..BERTH_OBJ_KEY_MAX bytes of components separated by single '/',
+ * each component 1+ characters of [A-Za-z0-9._-] and not "." or ".."; no
+ * leading or trailing '/'; case-sensitive. Keys under "meta/" may nest (both
+ * "meta/a/b" and "meta/a/b/c" can exist: a backend with directories encodes
+ * that, as the filesystem does with a '~' suffix); elsewhere no key is a
+ * proper prefix of another key followed by '/'. Values are at most
+ * BERTH_OBJ_VALUE_MAX bytes. */
+#define BERTH_OBJ_KEY_MAX 768
+#define BERTH_OBJ_VALUE_MAX (4 * 1024 * 1024)
 
-/* Version 3: called by blob_list for each stored blob, and by link_list for
- * each repository link. `mtime` is the unix time (seconds) the object was
- * last written (link_put of an existing link counts as a write); a
- * non-zero return stops the walk and is returned by the list method. */
-typedef int (*berth_storage_blob_cb)(void *ctx, const char *digest, uint64_t size, int64_t mtime);
-typedef int (*berth_storage_link_cb)(void *ctx, const char *repo, const char *digest, int64_t mtime);
+/* The version of a stored object, as its backend names it (filesystem: the
+ * file's identity; S3: the ETag). Opaque: only the backend that produced it
+ * compares it. An empty tag (tag[0] == '\0') means "absent". */
+typedef struct berth_version {
+    char tag[96];
+} berth_version_t;
 
-/* Longest metadata key and largest metadata value (version 3). */
-#define BERTH_META_KEY_MAX 512
-#define BERTH_META_VALUE_MAX (1024 * 1024)
+/* Called by obj_list for each object: its full key, size and last write
+ * (unix seconds). A non-zero return stops the walk and is returned. */
+typedef int (*berth_obj_cb)(void *ctx, const char *key, uint64_t size, int64_t mtime);
 
-struct berth_storage {
-    int version;      /* BERTH_STORAGE_VERSION the backend implements */
+/* ---- session data ----------------------------------------------------------
+ *
+ * How a session's bytes arrive, fixed when its data is created:
+ *   unit == 0  the bytes are appended in order: each write starts where the
+ *              bytes the engine has recorded end, one write at a time;
+ *   unit > 0   `units` units of `unit` bytes (the last may be shorter); unit
+ *              k (0-based) is written whole at offset k * unit, in any order
+ *              and in parallel (never two writes of one unit at a time),
+ *              and may be written again: the last complete write wins. */
+typedef struct berth_layout {
+    uint64_t unit;
+    uint64_t units;
+} berth_layout_t;
+
+/* Called by data_list for each session that has data: its id and the unix
+ * time of its last write. */
+typedef int (*berth_data_cb)(void *ctx, const char *id, int64_t mtime);
+
+/* ---- blobs ---------------------------------------------------------------- */
+
+/* Called by blob_list for each stored blob. */
+typedef int (*berth_blob_cb)(void *ctx, const char *digest, uint64_t size, int64_t mtime);
+
+/* An open write into a session's data (data_open .. writer_close). */
+struct berth_writer {
+    berth_storage_t *storage;
+};
+
+struct berth_storage_methods {
     const char *name; /* "filesystem", "s3" */
 
-    /* --- version 1 --- */
-
-    /* Frees the backend and everything it holds. Must accept a backend whose
-     * constructor failed half way. */
+    /* Frees the backend. Must accept one whose constructor failed half way. */
     void (*free)(berth_storage_t *b);
 
-    /* Session records: opaque bytes (core/record.c encodes them).
-     * record_get: malloc'd copy into *buf (caller frees); BERTH_ENOTFOUND.
-     * record_put: creates or atomically replaces the record: a reader (or a
-     *   restart after kill -9) sees either the old or the new one, whole.
-     * record_list: calls cb with the id of every stored record. */
-    int (*record_get)(berth_storage_t *b, const char *id, char **buf, size_t *len);
-    int (*record_put)(berth_storage_t *b, const char *id, const char *buf, size_t len);
-    int (*record_list)(berth_storage_t *b, berth_storage_list_cb cb, void *ctx);
+    /* --- objects --- */
 
-    /* Session data.
-     * upload_create: makes room for a new session's bytes; may set
-     *   rec->backend. Called before the first record_put.
-     * upload_write: stores len bytes at byte `offset` of the session (for
-     *   part sessions, offset = (n-1) * part_size). When it returns 0 the
-     *   bytes are stored as durably as the backend's sync policy promises;
-     *   it may update rec->backend, which the engine then saves.
-     * upload_commit: makes bytes [0, rec->offset) of the session the blob
-     *   `digest` (already verified by the engine); if that blob exists the
-     *   session's bytes are dropped instead. Afterwards the session's data
-     *   is gone; its record is removed by the engine.
-     * upload_remove: frees the session's data and its record; `rec` may be
-     *   NULL when the record is unreadable. BERTH_ENOTFOUND if nothing was
-     *   there. */
-    int (*upload_create)(berth_storage_t *b, berth_record_t *rec);
-    int (*upload_write)(berth_storage_t *b, berth_record_t *rec, uint64_t offset, const void *buf, size_t len);
-    int (*upload_commit)(berth_storage_t *b, berth_record_t *rec, const char *digest);
-    int (*upload_remove)(berth_storage_t *b, const char *id, berth_record_t *rec);
+    /* obj_get: a malloc'd copy into *buf (NUL-terminated past *len; caller
+     *   frees) and, when ver is not NULL, its version. BERTH_ENOTFOUND.
+     * obj_put: stores the value whole: a reader sees the old value or the
+     *   new one, never a mix, also after kill -9 or a power loss (with sync
+     *   "always"). expect NULL: unconditionally. expect with an empty tag:
+     *   only if the key is absent. Otherwise only if the stored version is
+     *   still *expect. A failed condition is BERTH_ECONFLICT and changes
+     *   nothing. The check and the write are one atomic step against every
+     *   other writer of the store, in any process. ver (may be NULL)
+     *   receives the new version.
+     * obj_delete: BERTH_ENOTFOUND if absent; expect as for obj_put.
+     * obj_list: every object whose key starts with `prefix` ("" or a valid
+     *   key followed by '/'), each once, in no particular order; objects
+     *   put or deleted meanwhile may or may not be seen. 0 when none. */
+    int (*obj_get)(berth_storage_t *b, const char *key, char **buf, size_t *len, berth_version_t *ver);
+    int (*obj_put)(berth_storage_t *b, const char *key, const void *buf, size_t len, const berth_version_t *expect,
+                   berth_version_t *ver);
+    int (*obj_delete)(berth_storage_t *b, const char *key, const berth_version_t *expect);
+    int (*obj_list)(berth_storage_t *b, const char *prefix, berth_obj_cb cb, void *ctx);
 
-    /* Content-addressed blobs.
-     * blob_stat: BERTH_ENOTFOUND if absent.
+    /* --- session data --- */
+
+    /* data_create: makes room for session `id`'s bytes, laid out as
+     *   `layout`; *state (malloc'd, NUL-terminated, caller frees; may be
+     *   NULL when the backend keeps none) is the state to pass to every
+     *   later call. BERTH_EINVALID, with a message for the client, when the
+     *   backend cannot store that layout (S3: parts under 5 MiB).
+     * data_open: starts a write at `offset` (see berth_layout_t) given the
+     *   current state; `hint` is how many bytes the caller expects to write
+     *   (0: unknown). The write then takes pieces (writer_write) and ends
+     *   with writer_close, which always frees the writer.
+     * writer_write: takes `len` bytes following what the writer took.
+     * writer_close: keep == 0 discards the write: whatever it stored is not
+     *   claimed and may be overwritten. keep == 1 makes the bytes taken
+     *   durable as the sync policy promises and sets *kept to how many of
+     *   them, from `offset`, are stored (all of them unless the backend
+     *   could keep only a prefix); for append layouts *state (may be NULL:
+     *   unchanged) is the state to pass from now on. Unit layouts never
+     *   change the state (their writes run in parallel).
+     * data_read: up to len bytes of stored session data from `offset`,
+     *   *got set (0 at the end of what is stored). The engine reads only
+     *   bytes it recorded. S3 can read parts of an unfinished upload only
+     *   once every unit is stored.
+     * data_commit: makes bytes [0, size) of the session blob `digest`
+     *   (verified by the engine); if that blob exists, drops the session's
+     *   copy instead. Afterwards the session's data is gone. Called again
+     *   with the same state after a success (a crash before the record was
+     *   updated), it answers 0 when the blob is there.
+     * data_remove: frees the session's data; `state` may be NULL (record
+     *   unreadable or missing). Never removes a blob data_commit made, even
+     *   given a state from before that commit. BERTH_ENOTFOUND if nothing
+     *   was there.
+     * data_list: every session that has data (for the purge of data whose
+     *   record is gone). */
+    int (*data_create)(berth_storage_t *b, const char *id, const berth_layout_t *layout, char **state);
+    int (*data_open)(berth_storage_t *b, const char *id, const char *state, uint64_t offset, uint64_t hint,
+                     berth_writer_t **out);
+    int (*writer_write)(berth_writer_t *w, const void *buf, size_t len);
+    int (*writer_close)(berth_writer_t *w, int keep, uint64_t *kept, char **state);
+    int (*data_read)(berth_storage_t *b, const char *id, const char *state, uint64_t offset, void *buf, size_t len,
+                     size_t *got);
+    int (*data_commit)(berth_storage_t *b, const char *id, const char *state, uint64_t size, const char *digest);
+    int (*data_remove)(berth_storage_t *b, const char *id, const char *state);
+    int (*data_list)(berth_storage_t *b, berth_data_cb cb, void *ctx);
+
+    /* --- blobs --- */
+
+    /* blob_stat: BERTH_ENOTFOUND if absent.
      * blob_read: up to len bytes from `offset` into buf, *got set (0 at end).
-     * blob_remove: BERTH_ENOTFOUND if absent. */
+     * blob_remove: BERTH_ENOTFOUND if absent.
+     * blob_list: every stored blob, in no particular order.
+     * blob_url: optional; a URL (NUL-terminated, at most cap bytes) where a
+     *   client can GET the blob itself for a while (S3 presigned, with
+     *   storage.s3.redirect). 1 when the backend serves the blob itself
+     *   (nothing written), BERTH_ENOTFOUND when absent. */
     int (*blob_stat)(berth_storage_t *b, const char *digest, uint64_t *size);
     int (*blob_read)(berth_storage_t *b, const char *digest, uint64_t offset, void *buf, size_t len, size_t *got);
     int (*blob_remove)(berth_storage_t *b, const char *digest);
-
-    /* Repository links: which repositories may see which blobs.
-     * link_put is idempotent; link_get answers 0 or BERTH_ENOTFOUND. */
-    int (*link_put)(berth_storage_t *b, const char *repo, const char *digest);
-    int (*link_get)(berth_storage_t *b, const char *repo, const char *digest);
-    int (*link_remove)(berth_storage_t *b, const char *repo, const char *digest);
-
-    /* --- version 2: part-numbered sessions (core/parts.h) --- */
-
-    /* Part sessions (rec->kind == BERTH_SESSION_PARTS) store part n (1-based)
-     * of rec->total_parts with upload_write at offset (n-1) * rec->part_size;
-     * every part but the last is exactly part_size bytes. A backend derives
-     * the part number from offset / part_size (S3: part n is multipart part
-     * n). Parts of one session are written concurrently, at most one write
-     * per part number at a time; the same part may be written again (the
-     * last write wins). The engine passes each write a copy of the record:
-     * changes a write makes to rec->backend are NOT saved for part sessions,
-     * so a backend keeps no per-part state in the record (S3 lists its parts
-     * at completion). upload_commit then gets rec->offset = the object's
-     * size.
-     *
-     * upload_read: up to len bytes of the session's stored data from
-     *   `offset` into buf, *got set (0 at the end of what is stored). The
-     *   engine reads only ranges it has stored and recorded: to check a
-     *   re-sent part and to hash, at completion, the bytes it could not
-     *   hash as they arrived. Optional: without it re-sent parts are always
-     *   rewritten and completing an out-of-order session fails.
-     * upload_parts_check: optional; BERTH_EINVALID (with a message the
-     *   client sees) when the backend cannot store parts of this layout (S3:
-     *   parts under 5 MiB but the last). Called before upload_create. */
-    int (*upload_read)(berth_storage_t *b, berth_record_t *rec, uint64_t offset, void *buf, size_t len, size_t *got);
-    int (*upload_parts_check)(berth_storage_t *b, uint64_t part_size, uint64_t total_parts);
-
-    /* --- version 3: registry metadata (core/registry.h) and listings for gc --- */
-
-    /* Metadata: small objects (at most BERTH_META_VALUE_MAX bytes) under
-     * keys. A key is 1..BERTH_META_KEY_MAX bytes of components separated by
-     * single '/', each component 1+ characters of [A-Za-z0-9._-] and not
-     * "." or ".."; no leading or trailing '/'. Keys are case-sensitive. A key
-     * may also be a proper prefix of another ("a/b" and "a/b/c" both exist):
-     * the namespace is flat, as S3's, and a backend with directories must
-     * encode it (the filesystem appends '~' to the file of a key). The
-     * wrappers check keys and prefixes.
-     * meta_get: malloc'd copy into *buf (caller frees; NUL-terminated past
-     *   *len for convenience); BERTH_ENOTFOUND if absent.
-     * meta_put: creates or replaces the object whole: a reader sees the old
-     *   value or the new one, never a mix or a part, also after a crash.
-     * meta_delete: BERTH_ENOTFOUND if absent.
-     * meta_list: calls cb with the full key of every object whose key starts
-     *   with `prefix`, at any depth, each once, in no particular order.
-     *   `prefix` is "" (everything) or a valid key followed by '/'. Objects
-     *   put or deleted during the walk may or may not be seen. 0 (not
-     *   ENOTFOUND) when nothing matches. */
-    int (*meta_get)(berth_storage_t *b, const char *key, char **buf, size_t *len);
-    int (*meta_put)(berth_storage_t *b, const char *key, const char *buf, size_t len);
-    int (*meta_delete)(berth_storage_t *b, const char *key);
-    int (*meta_list)(berth_storage_t *b, const char *prefix, berth_storage_list_cb cb, void *ctx);
-
-    /* Listings for garbage collection, in no particular order; entries
-     * created or removed during the walk may or may not be seen.
-     * gc (core/gc.h) runs in its own process while servers use the same
-     * storage, and removes blobs and links with blob_remove/link_remove:
-     * from version 3 on, no method may answer from memory what another
-     * process can change (blob_stat and link_get must see a removal made
-     * elsewhere; a blob's bytes never change while it exists).
-     * blob_list: every stored blob (committed, not session data).
-     * link_list: every repository link (link_put not yet link_removed). */
-    int (*blob_list)(berth_storage_t *b, berth_storage_blob_cb cb, void *ctx);
-    int (*link_list)(berth_storage_t *b, berth_storage_link_cb cb, void *ctx);
-
-    /* --- version 4: redirects --- */
-
-    /* blob_url: optional; a URL (NUL-terminated, at most cap bytes) where a
-     * client can GET blob `digest` itself for a while (S3: a presigned URL,
-     * when storage.s3.redirect is on). 1 when the backend serves the blob
-     * itself (nothing written), BERTH_ENOTFOUND when the blob is absent. */
+    int (*blob_list)(berth_storage_t *b, berth_blob_cb cb, void *ctx);
     int (*blob_url)(berth_storage_t *b, const char *digest, char *url, size_t cap);
+};
+
+struct berth_storage {
+    const berth_storage_methods_t *methods;
 };
 
 /* Creates the backend named by cfg->storage_driver with the options of its
@@ -178,43 +195,46 @@ int berth_storage_open(berth_storage_t **out, const berth_config_t *cfg);
 /* NULL-safe. */
 void berth_storage_free(berth_storage_t *b);
 
-/* The wrappers the engine calls; each checks its arguments, then calls the
- * backend. See the methods above for contracts. */
-int berth_storage_record_get(berth_storage_t *b, const char *id, char **buf, size_t *len);
-int berth_storage_record_put(berth_storage_t *b, const char *id, const char *buf, size_t len);
-int berth_storage_record_list(berth_storage_t *b, berth_storage_list_cb cb, void *ctx);
-int berth_storage_upload_create(berth_storage_t *b, berth_record_t *rec);
-int berth_storage_upload_write(berth_storage_t *b, berth_record_t *rec, uint64_t offset, const void *buf, size_t len);
-int berth_storage_upload_commit(berth_storage_t *b, berth_record_t *rec, const char *digest);
-int berth_storage_upload_remove(berth_storage_t *b, const char *id, berth_record_t *rec);
+/* "filesystem", "s3". */
+const char *berth_storage_name(const berth_storage_t *b);
+
+/* The wrappers the core calls; each checks the contract (keys, arguments,
+ * optional methods), injects configured faults, then calls the backend. */
+int berth_storage_obj_get(berth_storage_t *b, const char *key, char **buf, size_t *len, berth_version_t *ver);
+int berth_storage_obj_put(berth_storage_t *b, const char *key, const void *buf, size_t len,
+                          const berth_version_t *expect, berth_version_t *ver);
+int berth_storage_obj_delete(berth_storage_t *b, const char *key, const berth_version_t *expect);
+int berth_storage_obj_list(berth_storage_t *b, const char *prefix, berth_obj_cb cb, void *ctx);
+
+int berth_storage_data_create(berth_storage_t *b, const char *id, const berth_layout_t *layout, char **state);
+int berth_storage_data_open(berth_storage_t *b, const char *id, const char *state, uint64_t offset, uint64_t hint,
+                            berth_writer_t **out);
+int berth_storage_writer_write(berth_writer_t *w, const void *buf, size_t len);
+int berth_storage_writer_close(berth_writer_t *w, int keep, uint64_t *kept, char **state);
+int berth_storage_data_read(berth_storage_t *b, const char *id, const char *state, uint64_t offset, void *buf,
+                            size_t len, size_t *got);
+int berth_storage_data_commit(berth_storage_t *b, const char *id, const char *state, uint64_t size,
+                              const char *digest);
+int berth_storage_data_remove(berth_storage_t *b, const char *id, const char *state);
+int berth_storage_data_list(berth_storage_t *b, berth_data_cb cb, void *ctx);
+
 int berth_storage_blob_stat(berth_storage_t *b, const char *digest, uint64_t *size);
-int berth_storage_blob_read(berth_storage_t *b, const char *digest, uint64_t offset, void *buf, size_t len, size_t *got);
+int berth_storage_blob_read(berth_storage_t *b, const char *digest, uint64_t offset, void *buf, size_t len,
+                            size_t *got);
 int berth_storage_blob_remove(berth_storage_t *b, const char *digest);
-int berth_storage_link_put(berth_storage_t *b, const char *repo, const char *digest);
-int berth_storage_link_get(berth_storage_t *b, const char *repo, const char *digest);
-int berth_storage_link_remove(berth_storage_t *b, const char *repo, const char *digest);
-/* Version 2. upload_parts_check answers 0 when the backend lacks it. */
-int berth_storage_upload_read(berth_storage_t *b, berth_record_t *rec, uint64_t offset, void *buf, size_t len,
-                              size_t *got);
-int berth_storage_upload_parts_check(berth_storage_t *b, uint64_t part_size, uint64_t total_parts);
-/* Version 3. A backend of an older version answers "not supported". */
-int berth_storage_meta_get(berth_storage_t *b, const char *key, char **buf, size_t *len);
-int berth_storage_meta_put(berth_storage_t *b, const char *key, const char *buf, size_t len);
-int berth_storage_meta_delete(berth_storage_t *b, const char *key);
-int berth_storage_meta_list(berth_storage_t *b, const char *prefix, berth_storage_list_cb cb, void *ctx);
-int berth_storage_blob_list(berth_storage_t *b, berth_storage_blob_cb cb, void *ctx);
-int berth_storage_link_list(berth_storage_t *b, berth_storage_link_cb cb, void *ctx);
-/* Version 4. Answers 1 (serve it yourself) when the backend lacks it. */
+int berth_storage_blob_list(berth_storage_t *b, berth_blob_cb cb, void *ctx);
+/* Answers 1 (serve it yourself) when the backend lacks blob_url. */
 int berth_storage_blob_url(berth_storage_t *b, const char *digest, char *url, size_t cap);
 
-/* 1 if `key` is a valid metadata key (see meta_get), else 0. */
-int berth_meta_key_valid(const char *key, size_t len);
+/* 1 if `key` is a valid object key (see above), else 0. */
+int berth_obj_key_valid(const char *key, size_t len);
 
-/* Fault injection for tests: when the environment variable
- * BERTH_FAULT="<method>:<code>[:<count>]" is set at startup (for example
- * "upload_write:-6:1" or "record_put:-11"), the wrapper of <method> fails
- * with <code> instead of calling the backend, <count> times (default:
- * always). Read once by berth_storage_open. */
+/* Fault injection for tests: BERTH_FAULT="<method>[@<key prefix>]:<code>
+ * [:<count>],..." (for example "writer_close:-6:1" or
+ * "obj_put@sessions/:-11") makes the wrapper of <method> fail with <code>
+ * instead of calling the backend, <count> times (default: always); with
+ * @<prefix>, only for object keys starting with it. Read once by
+ * berth_storage_open; berth_storage_fault_reset replaces it (tests). */
 void berth_storage_fault_reset(const char *spec);
 
 #endif
