@@ -189,31 +189,49 @@ void berth_sha256_of(const void *data, size_t len, char out[BERTH_DIGEST_LEN])
     berth_sha256_digest(&h, out);
 }
 
-/* Below this a thread costs more than it saves. */
-#define DIGEST__THREAD_MIN (1024 * 1024)
+/* Below this a hand-off costs more than it saves. */
+#define DIGEST__POOL_MIN (1024 * 1024)
 
-static void *digest__job_main(void *arg)
+static void digest__job_run(berth_job_t *j)
 {
-    berth_sha256_job_t *job = arg;
+    berth_sha256_job_t *job = (berth_sha256_job_t *)j;
+
     berth_sha256_update(job->h, job->data, job->len);
-    return NULL;
+    pthread_mutex_lock(&job->mu);
+    job->done = 1;
+    pthread_cond_signal(&job->cond);
+    pthread_mutex_unlock(&job->mu);
 }
 
-void berth_sha256_update_start(berth_sha256_job_t *job, berth_sha256_t *h, const void *data, size_t len)
+void berth_sha256_update_start(berth_sha256_job_t *job, berth_workq_t *pool, berth_sha256_t *h, const void *data,
+                               size_t len)
 {
     job->h = h;
     job->data = data;
     job->len = len;
-    job->threaded = len >= DIGEST__THREAD_MIN && pthread_create(&job->thread, NULL, digest__job_main, job) == 0;
-    if (!job->threaded)
+    job->queued = pool != NULL && len >= DIGEST__POOL_MIN;
+    if (!job->queued) {
         berth_sha256_update(h, data, len);
+        return;
+    }
+    job->done = 0;
+    job->job.run = digest__job_run;
+    pthread_mutex_init(&job->mu, NULL);
+    pthread_cond_init(&job->cond, NULL);
+    berth_workq_submit(pool, &job->job);
 }
 
 void berth_sha256_update_wait(berth_sha256_job_t *job)
 {
-    if (job->threaded)
-        pthread_join(job->thread, NULL);
-    job->threaded = 0;
+    if (!job->queued)
+        return;
+    pthread_mutex_lock(&job->mu);
+    while (!job->done)
+        pthread_cond_wait(&job->cond, &job->mu);
+    pthread_mutex_unlock(&job->mu);
+    pthread_mutex_destroy(&job->mu);
+    pthread_cond_destroy(&job->cond);
+    job->queued = 0;
 }
 
 int berth_base64_decode(const char *in, size_t len, unsigned char *out, size_t outsz, size_t *outlen)

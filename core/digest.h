@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/workq.h"
+
 /* "sha256:" + 64 hex digits + NUL */
 #define BERTH_DIGEST_LEN 72
 /* Upper bound of a saved state's text, NUL included. */
@@ -41,18 +43,22 @@ void berth_sha256_save(const berth_sha256_t *h, char out[BERTH_SHA256_STATE_LEN]
 int berth_sha256_restore(berth_sha256_t *h, const char *text);
 
 /* Hashing beside other work: berth_sha256_update_start hashes `data` into
- * *h on a thread of its own when `len` makes that worth it (otherwise at
- * once), so a chunk can be hashed while it is written. Until
- * berth_sha256_update_wait returns, *h and `data` belong to the job. */
+ * *h on a thread of `pool` when there is one and `len` makes that worth it
+ * (otherwise at once, on the caller's thread), so a piece can be hashed
+ * while it is written. Until berth_sha256_update_wait returns, *h and
+ * `data` belong to the job. */
 typedef struct berth_sha256_job {
-    pthread_t thread;
-    int threaded;
+    berth_job_t job; /* must stay first */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int queued, done;
     berth_sha256_t *h;
     const void *data;
     size_t len;
 } berth_sha256_job_t;
 
-void berth_sha256_update_start(berth_sha256_job_t *job, berth_sha256_t *h, const void *data, size_t len);
+void berth_sha256_update_start(berth_sha256_job_t *job, berth_workq_t *pool, berth_sha256_t *h, const void *data,
+                               size_t len);
 void berth_sha256_update_wait(berth_sha256_job_t *job);
 
 /* One-shot "sha256:<hex>" of a buffer. */

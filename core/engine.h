@@ -12,8 +12,8 @@
  * cancel, purge) excludes every other claim; a part claim excludes the
  * whole-session claim and the same part. A request that finds its claim
  * taken is answered at once (BERTH_EBUSY, or BERTH_ERANGE for OCI writes,
- * which clients resolve by asking the status), except a part write, which
- * waits for an earlier write of the same part.
+ * which clients resolve by asking the status), except that a part
+ * write waits for an earlier write of the same part.
  *
  * Records are replaced with compare-and-swap on the version read: a record
  * changed since (by another process on the same store) is never
@@ -113,8 +113,10 @@ int berth_oci_write(berth_engine_t *e, const char *repo, const char *id, const b
  * completing the session into blob `digest`, linked into the session's
  * repository. BERTH_EDIGEST when the content does not hash to `digest`:
  * the session stays as it was before this write (its bytes are not
- * recorded) and resumable. *out is the final record (offset = blob size).
- * Frees w. */
+ * recorded) and resumable, and *out is its record. Otherwise *out is the
+ * final record (offset = blob size). Frees w. A write whose piece failed
+ * still ends with one of these calls or berth_write_abort. A write may move
+ * between worker threads from one call to the next. */
 int berth_write_finish(berth_write_t *w, const char *digest, berth_record_t *out);
 
 /* A whole chunk in one call (a body held in memory). */
@@ -147,13 +149,6 @@ int berth_blob_read(berth_engine_t *e, const char *digest, uint64_t offset, void
 
 /* A URL where the client may GET the blob itself: 0; 1 when berth serves it. */
 int berth_blob_url(berth_engine_t *e, const char *digest, char *url, size_t cap);
-
-/* The object key of repository `repo`'s link to blob `digest`, into out
- * (BERTH_OBJ_KEY_MAX bytes); and the reverse, for listings: 0 and the
- * parts when `key` is a link key (repo NUL-terminated into repo_out of
- * BERTH_NAME_MAX + 1 bytes, digest into digest_out of BERTH_DIGEST_LEN). */
-int berth_link_key(char *out, const char *repo, const char *digest);
-int berth_link_key_parse(const char *key, char *repo_out, char *digest_out);
 
 /* ---- part sessions ---------------------------------------------------------- */
 

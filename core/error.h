@@ -8,7 +8,7 @@
  * kept by berth_error_set() and read back with berth_error_last().
  *
  * Mapping these codes to HTTP statuses and JSON bodies happens in exactly one
- * place: http/response.c.
+ * place: http/error.c.
  */
 #ifndef BERTH_CORE_ERROR_H
 #define BERTH_CORE_ERROR_H

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/gc.h"
 #include "core/log.h"
+#include "core/meta.h"
 #include "core/registry.h"
 #include "core/validate.h"
 
@@ -175,7 +176,7 @@ static int gc__mark(berth_storage_t *storage, gc__mark_t *m)
 
     memset(m, 0, sizeof(*m));
     m->storage = storage;
-    if ((err = berth_storage_meta_list(storage, "repositories/", gc__revision_cb, m)) < 0)
+    if ((err = berth_meta_list(storage, "repositories/", gc__revision_cb, m)) < 0)
         return err;
     gc__set_sort(&m->revisions);
     for (size_t i = 0; i < m->revisions.n; i++) {
@@ -273,14 +274,12 @@ int berth_gc_run(const berth_gc_options_t *o, berth_gc_stats_t *stats)
     memset(&second, 0, sizeof(second));
     if (o == NULL || o->storage == NULL || o->grace_s < 0)
         return berth_error_set(BERTH_EINVALID, "gc: missing argument");
-    if (o->storage->version < 3)
-        return berth_error_set(BERTH_EINVALID, "gc: the %s backend has no metadata objects", o->storage->name);
     s.o = o;
 
     if ((err = gc__mark(o->storage, &first)) < 0)
         goto done;
     s.mark = &first;
-    if ((err = berth_storage_link_list(o->storage, gc__link_cb, &s)) < 0 ||
+    if ((err = berth_link_list(o->storage, gc__link_cb, &s)) < 0 ||
         (err = berth_storage_blob_list(o->storage, gc__blob_cb, &s)) < 0)
         goto done;
     gc__set_sort(&s.young);
@@ -298,7 +297,7 @@ int berth_gc_run(const berth_gc_options_t *o, berth_gc_stats_t *stats)
             continue;
         if (o->report != NULL)
             o->report(o->ctx, c->repo, c->digest, 0);
-        if (!o->dry_run && (err = berth_storage_link_remove(o->storage, c->repo, c->digest)) < 0) {
+        if (!o->dry_run && (err = berth_link_remove(o->storage, c->repo, c->digest)) < 0) {
             if (err != BERTH_ENOTFOUND)
                 goto done;
             continue;

@@ -53,7 +53,7 @@ typedef struct berth_record {
     /* SHA-256 of bytes [0, offset) (OCI only). */
     berth_sha256_t hash;
 
-    /* Part sessions (core/parts.h); zero for OCI. */
+    /* Part sessions (core/parts.c); zero for OCI. */
     uint64_t part_size;
     uint64_t total_parts;
     uint64_t total_size; /* 0 = not given */

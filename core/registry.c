@@ -37,9 +37,6 @@ int berth_registry_new(berth_registry_t **out, const berth_registry_options_t *o
     *out = NULL;
     if (o == NULL || o->storage == NULL || o->engine == NULL)
         return berth_error_set(BERTH_EINVALID, "registry_new: no storage or engine");
-    if (o->storage->version < 3)
-        return berth_error_set(BERTH_EINVALID, "the %s backend has no metadata objects (storage version %d < 3)",
-                               o->storage->name, o->storage->version);
     if ((r = calloc(1, sizeof(*r))) == NULL)
         return berth_error_set(BERTH_ERR, "out of memory");
     r->storage = o->storage;
@@ -164,7 +161,7 @@ static int reg__blob_present(berth_registry_t *r, const char *repo, const char *
     int err;
 
     if (berth_digest_valid(digest, strlen(digest))) {
-        if ((err = berth_storage_link_get(r->storage, repo, digest)) == 0 &&
+        if ((err = berth_link_get(r->storage, repo, digest)) == 0 &&
             (err = berth_storage_blob_stat(r->storage, digest, &size)) == 0)
             return 0;
         if (err != BERTH_ENOTFOUND)
@@ -183,7 +180,7 @@ static int reg__manifest_present(berth_registry_t *r, const char *repo, const ch
     if (berth_digest_valid(digest, strlen(digest))) {
         if ((err = reg__revision_key(key, repo, digest)) < 0)
             return err;
-        if ((err = berth_storage_meta_get(r->storage, key, &buf, &len)) == 0) {
+        if ((err = berth_meta_get(r->storage, key, &buf, &len)) == 0) {
             free(buf);
             return 0;
         }
@@ -284,7 +281,7 @@ static int reg__put_json(berth_registry_t *r, const char *key, json_t *v)
 
     if (text == NULL)
         return berth_error_set(BERTH_ERR, "out of memory");
-    err = berth_storage_meta_put(r->storage, key, text, strlen(text));
+    err = berth_meta_put(r->storage, key, text, strlen(text));
     free(text);
     return err;
 }
@@ -299,13 +296,13 @@ static int reg__catalog_add(berth_registry_t *r, const char *repo)
         return err;
     /* Most pushes go to known repositories: a read is cheaper than a
      * durable write. */
-    if ((err = berth_storage_meta_get(r->storage, key, &buf, &len)) == 0) {
+    if ((err = berth_meta_get(r->storage, key, &buf, &len)) == 0) {
         free(buf);
         return 0;
     }
     if (err != BERTH_ENOTFOUND)
         return err;
-    return berth_storage_meta_put(r->storage, key, "", 0);
+    return berth_meta_put(r->storage, key, "", 0);
 }
 
 int berth_manifest_put(berth_registry_t *r, const char *repo, const char *reference, const char *content_type,
@@ -400,7 +397,7 @@ int berth_manifest_put(berth_registry_t *r, const char *repo, const char *refere
         goto done;
     if (!is_digest) {
         if ((err = reg__tag_key(key, repo, reference)) < 0 ||
-            (err = berth_storage_meta_put(r->storage, key, out->digest, strlen(out->digest))) < 0)
+            (err = berth_meta_put(r->storage, key, out->digest, strlen(out->digest))) < 0)
             goto done;
     }
 
@@ -422,7 +419,7 @@ static int reg__tag_get(berth_registry_t *r, const char *repo, const char *tag, 
 
     if (!berth_tag_valid(tag, strlen(tag)))
         return berth_error_set(BERTH_ENOTFOUND, "invalid tag");
-    if ((err = reg__tag_key(key, repo, tag)) < 0 || (err = berth_storage_meta_get(r->storage, key, &buf, &len)) < 0)
+    if ((err = reg__tag_key(key, repo, tag)) < 0 || (err = berth_meta_get(r->storage, key, &buf, &len)) < 0)
         return err;
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
         len--;
@@ -445,7 +442,7 @@ static int reg__revision_get(berth_registry_t *r, const char *repo, const char *
 
     *out = NULL;
     if ((err = reg__revision_key(key, repo, digest)) < 0 ||
-        (err = berth_storage_meta_get(r->storage, key, &buf, &len)) < 0)
+        (err = berth_meta_get(r->storage, key, &buf, &len)) < 0)
         return err;
     *out = json_loadb(buf, len, 0, NULL);
     free(buf);
@@ -591,7 +588,7 @@ static int reg__page(berth_registry_t *r, const char *prefix, int names, const c
     int err;
 
     memset(out, 0, sizeof(*out));
-    if ((err = berth_storage_meta_list(r->storage, prefix, reg__strs_collect, &s)) < 0)
+    if ((err = berth_meta_list(r->storage, prefix, reg__strs_collect, &s)) < 0)
         goto done;
     if (s.n > 1)
         qsort(s.v, s.n, sizeof(*s.v), reg__strcmp);
@@ -626,7 +623,7 @@ static int reg__repo_known(berth_registry_t *r, const char *repo)
     if (!berth_name_valid(repo, strlen(repo)))
         return berth_error_set(BERTH_ENOTFOUND, "invalid repository name");
     if ((err = reg__key(key, "catalog/%s", repo)) < 0 ||
-        (err = berth_storage_meta_get(r->storage, key, &buf, &len)) < 0)
+        (err = berth_meta_get(r->storage, key, &buf, &len)) < 0)
         return err == BERTH_ENOTFOUND ? berth_error_set(BERTH_ENOTFOUND, "repository %s is not known", repo) : err;
     free(buf);
     return 0;
@@ -671,7 +668,7 @@ int berth_manifest_delete(berth_registry_t *r, const char *repo, const char *ref
             return berth_error_set(BERTH_ENOTFOUND, "invalid tag");
         if ((err = reg__tag_key(key, repo, reference)) < 0)
             return err;
-        return berth_storage_meta_delete(r->storage, key);
+        return berth_meta_delete(r->storage, key);
     }
     if ((err = reg__resolve(r, repo, reference, digest)) < 0 || (err = reg__revision_get(r, repo, digest, &rev)) < 0)
         goto done;
@@ -681,26 +678,26 @@ int berth_manifest_delete(berth_registry_t *r, const char *repo, const char *ref
     if ((err = reg__key(prefix, "repositories/%s/_manifests/tags/", repo)) < 0)
         goto done;
     tags.strip = strlen(prefix);
-    if ((err = berth_storage_meta_list(r->storage, prefix, reg__strs_collect, &tags)) < 0)
+    if ((err = berth_meta_list(r->storage, prefix, reg__strs_collect, &tags)) < 0)
         goto done;
     for (size_t i = 0; i < tags.n; i++) {
         if (reg__tag_get(r, repo, tags.v[i], tagged) != 0 || strcmp(tagged, digest) != 0)
             continue;
         if ((err = reg__tag_key(key, repo, tags.v[i])) < 0)
             goto done;
-        if ((err = berth_storage_meta_delete(r->storage, key)) < 0 && err != BERTH_ENOTFOUND)
+        if ((err = berth_meta_delete(r->storage, key)) < 0 && err != BERTH_ENOTFOUND)
             goto done;
     }
     subject = json_string_value(json_object_get(rev, "subject"));
     if (subject != NULL && berth_digest_valid(subject, strlen(subject))) {
         if ((err = reg__referrer_key(key, repo, subject, digest)) < 0)
             goto done;
-        if ((err = berth_storage_meta_delete(r->storage, key)) < 0 && err != BERTH_ENOTFOUND)
+        if ((err = berth_meta_delete(r->storage, key)) < 0 && err != BERTH_ENOTFOUND)
             goto done;
     }
     if ((err = reg__revision_key(key, repo, digest)) < 0)
         goto done;
-    err = berth_storage_meta_delete(r->storage, key);
+    err = berth_meta_delete(r->storage, key);
 
 done:
     reg__strs_clear(&tags);
@@ -716,9 +713,9 @@ int berth_registry_blob_delete(berth_registry_t *r, const char *repo, const char
         return berth_error_set(BERTH_EINVALID, "blob_delete: missing argument");
     if (!berth_name_valid(repo, strlen(repo)) || !berth_digest_valid(digest, strlen(digest)))
         return berth_error_set(BERTH_ENOTFOUND, "no blob %s", digest);
-    if ((err = berth_storage_link_get(r->storage, repo, digest)) < 0)
+    if ((err = berth_link_get(r->storage, repo, digest)) < 0)
         return err;
-    return berth_storage_link_remove(r->storage, repo, digest);
+    return berth_link_remove(r->storage, repo, digest);
 }
 
 /* ---- referrers ------------------------------------------------------------------- */
@@ -738,7 +735,7 @@ static int reg__referrer_collect(void *ctx, const char *key)
     json_t *d, *at;
     int err;
 
-    if ((err = berth_storage_meta_get(c->r->storage, key, &buf, &len)) < 0)
+    if ((err = berth_meta_get(c->r->storage, key, &buf, &len)) < 0)
         return err == BERTH_ENOTFOUND ? 0 : err; /* deleted while we listed */
     d = json_loadb(buf, len, 0, NULL);
     free(buf);
@@ -782,7 +779,7 @@ int berth_referrers_list(berth_registry_t *r, const char *repo, const char *subj
     /* A subject berth cannot store has no referrers here. */
     if (berth_name_valid(repo, strlen(repo)) && berth_digest_valid(subject, strlen(subject))) {
         if ((err = reg__key(prefix, "repositories/%s/_referrers/sha256/%s/", repo, reg__hex(subject))) < 0 ||
-            (err = berth_storage_meta_list(r->storage, prefix, reg__referrer_collect, &c)) < 0)
+            (err = berth_meta_list(r->storage, prefix, reg__referrer_collect, &c)) < 0)
             goto done;
     }
     /* A stable order, whatever order the storage lists in. */
@@ -812,7 +809,7 @@ done:
 
 /* ---- references (gc) -------------------------------------------------------------- */
 
-static int reg__ref_cb(json_t *d, berth_storage_list_cb cb, void *ctx)
+static int reg__ref_cb(json_t *d, berth_meta_cb cb, void *ctx)
 {
     const char *s = json_string_value(json_object_get(d, "digest"));
 
@@ -821,7 +818,7 @@ static int reg__ref_cb(json_t *d, berth_storage_list_cb cb, void *ctx)
     return cb(ctx, s);
 }
 
-int berth_manifest_references(const char *body, size_t len, berth_storage_list_cb cb, void *ctx)
+int berth_manifest_references(const char *body, size_t len, berth_meta_cb cb, void *ctx)
 {
     json_t *doc = json_loadb(body, len, 0, NULL), *v;
     size_t i;

@@ -38,7 +38,8 @@
 #include <jansson.h>
 
 #include "core/digest.h"
-#include "core/session.h"
+#include "core/engine.h"
+#include "core/meta.h"
 #include "storage/storage.h"
 
 #define BERTH_MEDIATYPE_MAX 255
@@ -129,6 +130,6 @@ int berth_manifest_type_known(const char *mt);
 /* Lists the digests a stored manifest references: its config and layers
  * (image manifest) or its manifests (index), and its subject. Calls cb for
  * each; used by gc. BERTH_EINVALID if the body does not parse. */
-int berth_manifest_references(const char *body, size_t len, berth_storage_list_cb cb, void *ctx);
+int berth_manifest_references(const char *body, size_t len, berth_meta_cb cb, void *ctx);
 
 #endif

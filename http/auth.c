@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "http/app.h"
 #include "http/auth.h"
+#include "http/error.h"
 #include "http/response.h"
 #include "http/task.h"
 
@@ -319,10 +320,12 @@ static void auth__send_401(berth_http_app_t *app, h2o_req_t *req, const char *me
 {
     const char *realm = app->auth != NULL ? app->auth->realm : "berth";
 
-    if (auth__has_prefix(req, "/v2"))
+    berth_api_t api = auth__has_prefix(req, "/v2") ? BERTH_API_OCI : BERTH_API_SESSIONS;
+
+    if (api == BERTH_API_OCI)
         berth_http_header(req, "Docker-Distribution-API-Version", "registry/2.0");
     berth_http_headerf(req, "WWW-Authenticate", "Basic realm=\"%s\"", realm);
-    berth_http_send_oci_error(req, 401, "UNAUTHORIZED", message, NULL);
+    berth_http_send_failure(req, api, BERTH_EINVALID, BERTH_SUBJECT_CREDENTIALS, message, NULL);
 }
 
 static void auth__work(berth_task_t *bt)

@@ -1,6 +1,7 @@
 /*
  * The HTTP frontend: h2o event-loop threads, listeners, TLS, graceful
- * shutdown. Routes live in http/oci.c.
+ * shutdown. Requests are parsed in http/route.c and answered by the
+ * handler of their route (http/app.h).
  */
 #ifndef BERTH_HTTP_SERVER_H
 #define BERTH_HTTP_SERVER_H

@@ -50,14 +50,18 @@ typedef struct berth_writer berth_writer_t;
  * leading or trailing '/'; case-sensitive. Keys under "meta/" may nest (both
  * "meta/a/b" and "meta/a/b/c" can exist: a backend with directories encodes
  * that, as the filesystem does with a '~' suffix); elsewhere no key is a
- * proper prefix of another key followed by '/'. Values are at most
- * BERTH_OBJ_VALUE_MAX bytes. */
+ * proper prefix of another key followed by '/'. Keys whose first component
+ * is "uploads" or "blobs" are the backends' own: BERTH_EINVALID. Values are
+ * at most BERTH_OBJ_VALUE_MAX bytes; a larger one is BERTH_ETOOLARGE. */
 #define BERTH_OBJ_KEY_MAX 768
 #define BERTH_OBJ_VALUE_MAX (4 * 1024 * 1024)
 
 /* The version of a stored object, as its backend names it (filesystem: the
  * file's identity; S3: the ETag). Opaque: only the backend that produced it
- * compares it. An empty tag (tag[0] == '\0') means "absent". */
+ * compares it. An empty tag (tag[0] == '\0') means "absent". Equal contents
+ * may have equal versions (S3: the ETag is their MD5), so a put of the same
+ * bytes may keep the version: compare-and-swap then compares values, which
+ * is as safe. */
 typedef struct berth_version {
     char tag[96];
 } berth_version_t;
@@ -108,11 +112,15 @@ struct berth_storage_methods {
      *   new one, never a mix, also after kill -9 or a power loss (with sync
      *   "always"). expect NULL: unconditionally. expect with an empty tag:
      *   only if the key is absent. Otherwise only if the stored version is
-     *   still *expect. A failed condition is BERTH_ECONFLICT and changes
-     *   nothing. The check and the write are one atomic step against every
-     *   other writer of the store, in any process. ver (may be NULL)
-     *   receives the new version.
-     * obj_delete: BERTH_ENOTFOUND if absent; expect as for obj_put.
+     *   still *expect (a key that is absent fails that condition). A failed
+     *   condition is BERTH_ECONFLICT and changes nothing. The check and the
+     *   write are one atomic step against every other writer of the store,
+     *   in any process. ver (may be NULL, may point at *expect) receives
+     *   the new version.
+     * obj_delete: BERTH_ENOTFOUND if absent, with or without expect;
+     *   otherwise expect as for obj_put. An expect with an empty tag means
+     *   nothing useful for a delete (backends answer BERTH_ECONFLICT when
+     *   the key is there).
      * obj_list: every object whose key starts with `prefix` ("" or a valid
      *   key followed by '/'), each once, in no particular order; objects
      *   put or deleted meanwhile may or may not be seen. 0 when none. */
@@ -141,16 +149,29 @@ struct berth_storage_methods {
      *   could keep only a prefix); for append layouts *state (may be NULL:
      *   unchanged) is the state to pass from now on. Unit layouts never
      *   change the state (their writes run in parallel).
+     *   A write into data that was removed or committed (a stale state, or
+     *   a writer racing data_remove or data_commit) either fails with
+     *   BERTH_ENOTFOUND, at data_open, writer_write or writer_close, or is
+     *   accepted and leaves only debris: bytes no state names, under the
+     *   session's id, which data_list still lists and data_remove (with or
+     *   without a state) deletes, so the purge finds them. It never changes
+     *   a blob, nor what data_read answers for another session. (The
+     *   filesystem refuses such a write; S3 accepts one that only stages a
+     *   tail piece, sparing a request per write. The engine does not need
+     *   the refusal: it stores the session record with compare-and-swap
+     *   after every write, so a write into removed data is never claimed.)
      * data_read: up to len bytes of stored session data from `offset`,
      *   *got set (0 at the end of what is stored). The engine reads only
-     *   bytes it recorded. S3 can read parts of an unfinished upload only
-     *   once every unit is stored.
+     *   bytes it recorded. For a unit layout it may make the units final
+     *   (S3 completes the upload to read it): the engine reads units back
+     *   only once every unit is stored.
      * data_commit: makes bytes [0, size) of the session blob `digest`
      *   (verified by the engine); if that blob exists, drops the session's
      *   copy instead. Afterwards the session's data is gone. Called again
      *   with the same state after a success (a crash before the record was
      *   updated), it answers 0 when the blob is there.
-     * data_remove: frees the session's data; `state` may be NULL (record
+     * data_remove: frees the session's data, and the debris of writes
+     *   into it after a removal or commit; `state` may be NULL (record
      *   unreadable or missing). Never removes a blob data_commit made, even
      *   given a state from before that commit. BERTH_ENOTFOUND if nothing
      *   was there.

@@ -1,26 +1,33 @@
 /*
- * The S3 backend: sessions as S3 multipart uploads, everything about a
- * session kept in the bucket, so that any berth instance on the bucket can
- * resume any session.
+ * The S3 backend: everything about a session kept in the bucket, so that
+ * any berth instance on the bucket can resume any session.
  *
  * Keys under the root directory (storage.s3.rootdirectory):
- *   uploads/<id>/record.json     the session record (rec->backend holds the
- *                                UploadId, the committed parts and ETags,
- *                                the staged tail pieces)
- *   uploads/<id>/tail/<gen>      staged bytes not yet a whole part
+ *   <key>                        object <key> (session records
+ *                                "sessions/<id>", repository links, "meta/..."),
+ *                                stored as it is; its ETag is its version
+ *   uploads/<id>/tail/<name>     staged bytes of an append session not yet a
+ *                                whole part, each written once (without the
+ *                                marker below: debris of a write into data
+ *                                removed or committed, for data_remove)
+ *   uploads/<id>/session         the session's data exists, and blobs/data/<id>
+ *                                is not (yet) a blob
  *   blobs/data/<id>              the multipart upload of session <id>, and
  *                                after completion the blob's bytes
  *   blobs/sha256/<aa>/<hex>/link {"key": "blobs/data/<id>", "size": N}:
  *                                the content address of a blob
- *   repositories/<name>/_layers/sha256/<hex>/link   as on the filesystem
- *   meta/<key>                   registry metadata (version 3)
+ * "uploads/" and "blobs/" are the backend's own: no object key enters them.
+ * The session state (the UploadId, the sent parts and their ETags, the
+ * staged pieces) is a JSON string the engine keeps in the session record.
  *
  * Completion therefore moves no blob bytes: CompleteMultipartUpload under
  * the session's own key and a small link object naming it.
  *
- * Files: s3.c (the vtable, sessions), s3blob.c (blobs, links, metadata),
- * s3ops.c (one function per S3 call), s3client.c (libcurl SigV4 requests,
- * retries, presigned URLs), s3xml.c (answers); s3int.h is internal.
+ * Files: s3.c (objects, the method table, lifecycle), s3data.c (session
+ * writes and reads), s3commit.c (commit, removal, listing of sessions),
+ * s3state.c (the session state), s3blob.c (blobs), s3ops.c (one function
+ * per S3 call), s3client.c (libcurl SigV4 requests, retries, presigned
+ * URLs), s3xml.c (answers); s3int.h is internal.
  */
 #ifndef BERTH_STORAGE_S3_H
 #define BERTH_STORAGE_S3_H

@@ -1,7 +1,5 @@
 /*
- * The S3 backend's blobs, repository links, registry metadata and the
- * listings for gc (the vtable slots berth__s3_blob_methods fills; layout in
- * s3.h).
+ * The S3 backend's blobs (layout in s3.h).
  *
  * A blob is the completed object of the session that uploaded it
  * (blobs/data/<id>), named by a small link object under its digest. The
@@ -17,16 +15,12 @@
 
 #include <jansson.h>
 
+#include "core/digest.h"
 #include "core/error.h"
 #include "core/validate.h"
 #include "storage/s3/s3client.h"
 #include "storage/s3/s3int.h"
 #include "storage/s3/s3ops.h"
-
-static berth_s3_t *s3__of(berth_storage_t *b)
-{
-    return (berth_s3_t *)b;
-}
 
 static const char *s3__hex(const char *digest)
 {
@@ -94,7 +88,7 @@ int berth__s3_link_fetch(berth_s3_t *s, const char *digest, berth__s3_link_t *ou
 
     if (!fresh && s3__cache_get(s, digest, out))
         return 0;
-    if ((err = s3__blob_key(s, key, digest)) < 0 || (err = berth__s3_get(s->c, key, &buf, &len)) < 0)
+    if ((err = s3__blob_key(s, key, digest)) < 0 || (err = berth__s3_get(s->c, key, &buf, &len, NULL)) < 0)
         goto done;
     memset(&l, 0, sizeof(l));
     if ((j = json_loadb(buf, len, 0, NULL)) == NULL || (dk = json_string_value(json_object_get(j, "key"))) == NULL ||
@@ -119,21 +113,21 @@ static int s3__link_read(berth_s3_t *s, const char *digest, berth__s3_link_t *ou
     return berth__s3_link_fetch(s, digest, out, 0);
 }
 
-static int s3__blob_stat(berth_storage_t *b, const char *digest, uint64_t *size)
+int berth__s3_blob_stat(berth_storage_t *b, const char *digest, uint64_t *size)
 {
     berth__s3_link_t l = {0};
     int err;
 
-    if ((err = berth__s3_link_fetch(s3__of(b), digest, &l, 1)) == 0)
+    if ((err = berth__s3_link_fetch(berth__s3_of(b), digest, &l, 1)) == 0)
         *size = l.size;
     else if (err == BERTH_ENOTFOUND)
-        s3__cache_drop(s3__of(b), digest);
+        s3__cache_drop(berth__s3_of(b), digest);
     return err;
 }
 
-static int s3__blob_read(berth_storage_t *b, const char *digest, uint64_t offset, void *buf, size_t len, size_t *got)
+int berth__s3_blob_read(berth_storage_t *b, const char *digest, uint64_t offset, void *buf, size_t len, size_t *got)
 {
-    berth_s3_t *s = s3__of(b);
+    berth_s3_t *s = berth__s3_of(b);
     berth__s3_link_t l = {0};
     int err;
 
@@ -157,9 +151,9 @@ static int s3__blob_read(berth_storage_t *b, const char *digest, uint64_t offset
 /* Presigned URLs live 20 minutes, as the reference registry's. */
 #define S3__REDIRECT_S 1200
 
-static int s3__blob_url(berth_storage_t *b, const char *digest, char *url, size_t cap)
+int berth__s3_blob_url(berth_storage_t *b, const char *digest, char *url, size_t cap)
 {
-    berth_s3_t *s = s3__of(b);
+    berth_s3_t *s = berth__s3_of(b);
     berth__s3_link_t l = {0};
     int err;
 
@@ -170,9 +164,9 @@ static int s3__blob_url(berth_storage_t *b, const char *digest, char *url, size_
     return berth_s3_presign_get(s->c, l.key, S3__REDIRECT_S, url, cap);
 }
 
-static int s3__blob_remove(berth_storage_t *b, const char *digest)
+int berth__s3_blob_remove(berth_storage_t *b, const char *digest)
 {
-    berth_s3_t *s = s3__of(b);
+    berth_s3_t *s = berth__s3_of(b);
     char key[S3__KEY_MAX];
     berth__s3_link_t l = {0};
     int err;
@@ -204,7 +198,7 @@ int berth__s3_link_write(berth_s3_t *s, const char *digest, const char *datakey,
         return berth_error_set(BERTH_ERR, "out of memory");
     }
     json_decref(j);
-    err = berth__s3_put(s->c, key, text, strlen(text), "application/json");
+    err = berth__s3_put(s->c, key, text, strlen(text), "application/json", NULL, NULL);
     free(text);
     if (err == 0) {
         memset(&l, 0, sizeof(l));
@@ -215,123 +209,14 @@ int berth__s3_link_write(berth_s3_t *s, const char *digest, const char *datakey,
     return err;
 }
 
-/* ---- links ------------------------------------------------------------------ */
-
-static int s3__repo_key(const berth_s3_t *s, char *out, const char *repo, const char *digest)
-{
-    return berth__s3_key(s, out, "repositories/%s/_layers/sha256/%s/link", repo, s3__hex(digest));
-}
-
-static int s3__link_put(berth_storage_t *b, const char *repo, const char *digest)
-{
-    berth_s3_t *s = s3__of(b);
-    char key[S3__KEY_MAX], body[BERTH_DIGEST_LEN + 1];
-    int n, err;
-
-    if ((err = s3__repo_key(s, key, repo, digest)) < 0)
-        return err;
-    n = snprintf(body, sizeof(body), "%s\n", digest);
-    return berth__s3_put(s->c, key, body, (size_t)n, "text/plain");
-}
-
-static int s3__link_get(berth_storage_t *b, const char *repo, const char *digest)
-{
-    berth_s3_t *s = s3__of(b);
-    char key[S3__KEY_MAX];
-    int err;
-
-    if ((err = s3__repo_key(s, key, repo, digest)) < 0)
-        return err;
-    return berth__s3_head(s->c, key, NULL);
-}
-
-static int s3__link_remove(berth_storage_t *b, const char *repo, const char *digest)
-{
-    berth_s3_t *s = s3__of(b);
-    char key[S3__KEY_MAX];
-    int err;
-
-    /* S3 deletes absent keys silently; the contract wants ENOTFOUND. */
-    if ((err = s3__repo_key(s, key, repo, digest)) < 0 || (err = berth__s3_head(s->c, key, NULL)) < 0)
-        return err;
-    return berth__s3_delete(s->c, key);
-}
-
-/* ---- metadata and listings (version 3) ---------------------------------------- */
-
-/* Metadata objects live under meta/, apart from the backend's own keys; S3's
- * flat namespace lets "a/b" and "a/b/c" both be objects as they are. */
-static int s3__meta_key(const berth_s3_t *s, char *out, const char *key)
-{
-    return berth__s3_key(s, out, "meta/%s", key);
-}
-
-static int s3__meta_get(berth_storage_t *b, const char *key, char **buf, size_t *len)
-{
-    berth_s3_t *s = s3__of(b);
-    char k[S3__KEY_MAX];
-    int err;
-
-    if ((err = s3__meta_key(s, k, key)) < 0)
-        return err;
-    return berth__s3_get(s->c, k, buf, len);
-}
-
-static int s3__meta_put(berth_storage_t *b, const char *key, const char *buf, size_t len)
-{
-    berth_s3_t *s = s3__of(b);
-    char k[S3__KEY_MAX];
-    int err;
-
-    if ((err = s3__meta_key(s, k, key)) < 0)
-        return err;
-    return berth__s3_put(s->c, k, buf, len, NULL);
-}
-
-static int s3__meta_delete(berth_storage_t *b, const char *key)
-{
-    berth_s3_t *s = s3__of(b);
-    char k[S3__KEY_MAX];
-    int err;
-
-    /* S3 deletes absent keys silently; the contract wants ENOTFOUND. */
-    if ((err = s3__meta_key(s, k, key)) < 0 || (err = berth__s3_head(s->c, k, NULL)) < 0)
-        return err;
-    return berth__s3_delete(s->c, k);
-}
+/* ---- listing ------------------------------------------------------------------ */
 
 typedef struct s3__walk {
     berth_s3_t *s;
     size_t skip;
-    berth_storage_list_cb list;
-    berth_storage_blob_cb blob;
-    berth_storage_link_cb link;
+    berth_blob_cb cb;
     void *ctx;
 } s3__walk_t;
-
-static int s3__meta_each(void *arg, const char *key, uint64_t size, int64_t mtime)
-{
-    s3__walk_t *w = arg;
-
-    if (strlen(key) <= w->skip || !berth_meta_key_valid(key + w->skip, strlen(key + w->skip)))
-        return 0;
-    return w->list(w->ctx, key + w->skip);
-}
-
-static int s3__meta_list(berth_storage_t *b, const char *prefix, berth_storage_list_cb cb, void *ctx)
-{
-    berth_s3_t *s = s3__of(b);
-    char k[S3__KEY_MAX];
-    s3__walk_t w = {s, 0, cb, NULL, NULL, ctx};
-    int err;
-
-    if ((err = berth__s3_key(s, k, "meta/")) < 0)
-        return err;
-    w.skip = strlen(k);
-    if ((err = berth__s3_key(s, k, "meta/%s", prefix)) < 0)
-        return err;
-    return berth__s3_list(s->c, k, 0, s3__meta_each, &w);
-}
 
 /* blobs/sha256/<aa>/<hex>/link: the size is in the link object. */
 static int s3__blob_each(void *arg, const char *key, uint64_t size, int64_t mtime)
@@ -351,68 +236,18 @@ static int s3__blob_each(void *arg, const char *key, uint64_t size, int64_t mtim
         return 0; /* removed since the listing */
     if (err < 0)
         return err;
-    return w->blob(w->ctx, digest, l.size, mtime);
+    return w->cb(w->ctx, digest, l.size, mtime);
 }
 
-static int s3__blob_list(berth_storage_t *b, berth_storage_blob_cb cb, void *ctx)
+int berth__s3_blob_list(berth_storage_t *b, berth_blob_cb cb, void *ctx)
 {
-    berth_s3_t *s = s3__of(b);
+    berth_s3_t *s = berth__s3_of(b);
     char k[S3__KEY_MAX];
-    s3__walk_t w = {s, 0, NULL, cb, NULL, ctx};
+    s3__walk_t w = {s, 0, cb, ctx};
     int err;
 
     if ((err = berth__s3_key(s, k, "blobs/sha256/")) < 0)
         return err;
     w.skip = strlen(k);
-    return berth__s3_list(s->c, k, 0, s3__blob_each, &w);
-}
-
-/* repositories/<repo>/_layers/sha256/<hex>/link; a repository name cannot
- * hold "/_layers/" (its components start with a letter or digit). */
-static int s3__link_each(void *arg, const char *key, uint64_t size, int64_t mtime)
-{
-    static const char mid[] = "/_layers/sha256/";
-    s3__walk_t *w = arg;
-    char repo[BERTH_NAME_MAX + 1], digest[BERTH_DIGEST_LEN];
-    const char *rest = key + w->skip, *m;
-
-    if (strlen(key) <= w->skip || (m = strstr(rest, mid)) == NULL || (size_t)(m - rest) >= sizeof(repo) ||
-        strlen(m + sizeof(mid) - 1) != 64 + 5 || strcmp(m + sizeof(mid) - 1 + 64, "/link") != 0)
-        return 0;
-    memcpy(repo, rest, (size_t)(m - rest));
-    repo[m - rest] = '\0';
-    snprintf(digest, sizeof(digest), "sha256:%.64s", m + sizeof(mid) - 1);
-    if (!berth_name_valid(repo, strlen(repo)) || !berth_digest_valid(digest, strlen(digest)))
-        return 0;
-    return w->link(w->ctx, repo, digest, mtime);
-}
-
-static int s3__link_list(berth_storage_t *b, berth_storage_link_cb cb, void *ctx)
-{
-    berth_s3_t *s = s3__of(b);
-    char k[S3__KEY_MAX];
-    s3__walk_t w = {s, 0, NULL, NULL, cb, ctx};
-    int err;
-
-    if ((err = berth__s3_key(s, k, "repositories/")) < 0)
-        return err;
-    w.skip = strlen(k);
-    return berth__s3_list(s->c, k, 0, s3__link_each, &w);
-}
-
-void berth__s3_blob_methods(berth_storage_t *b)
-{
-    b->blob_stat = s3__blob_stat;
-    b->blob_read = s3__blob_read;
-    b->blob_remove = s3__blob_remove;
-    b->link_put = s3__link_put;
-    b->link_get = s3__link_get;
-    b->link_remove = s3__link_remove;
-    b->meta_get = s3__meta_get;
-    b->meta_put = s3__meta_put;
-    b->meta_delete = s3__meta_delete;
-    b->meta_list = s3__meta_list;
-    b->blob_list = s3__blob_list;
-    b->link_list = s3__link_list;
-    b->blob_url = s3__blob_url;
+    return berth__s3_list(s->c, k, s3__blob_each, &w);
 }

@@ -378,6 +378,13 @@ static CURLcode s3c__attempt(berth_s3_client_t *c, CURL *curl, const berth_s3_re
         snprintf(line, sizeof(line), "Content-MD5: %s", req->content_md5);
         hdrs = curl_slist_append(hdrs, line);
     }
+    /* Conditions are signed like every listed header, and sent. */
+    if (req->if_match != NULL) {
+        snprintf(line, sizeof(line), "If-Match: %s", req->if_match);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    if (req->if_none_match)
+        hdrs = curl_slist_append(hdrs, "If-None-Match: *");
     /* curl would add this itself above 1 MiB, unsigned; say it ourselves so
      * that it is signed and sent. */
     if (body && req->body_len > ((size_t)1 << 20))
@@ -452,10 +459,11 @@ int berth_s3_do(berth_s3_client_t *c, const berth_s3_req_t *req, berth_s3_resp_t
     if ((curl = s3c__curl(c)) == NULL)
         return berth_error_set(BERTH_ERR, "s3: cannot make a curl handle");
 
-    for (int attempt = 0;; attempt++) {
+    for (int attempt = 0, retried = 0;; attempt++) {
         int retry;
 
         s3c__reset(resp);
+        resp->retried = retried;
         attempts++;
         rc = s3c__attempt(c, curl, req, url, sha, resp);
         if (rc == CURLE_OK && resp->status >= 200 && resp->status < 300)
@@ -465,6 +473,9 @@ int berth_s3_do(berth_s3_client_t *c, const berth_s3_req_t *req, berth_s3_resp_t
         retry = rc != CURLE_OK || resp->status >= 500 || resp->status == 429 || strcmp(resp->code, "SlowDown") == 0;
         if (!retry || !req->idempotent || attempt >= c->max_retries)
             break;
+        /* A refused connection sent nothing; anything else may have been
+         * carried out although the answer was lost or an error. */
+        retried += rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST;
         berth_log_debug("s3 %s %s: %s, retrying in %llu ms", req->method, req->key != NULL ? req->key : "/",
                         rc != CURLE_OK ? curl_easy_strerror(rc) : resp->code, (unsigned long long)backoff);
         s3c__sleep_ms(backoff);
@@ -485,7 +496,10 @@ int berth_s3_do(berth_s3_client_t *c, const berth_s3_req_t *req, berth_s3_resp_t
     if (resp->status == 404)
         return berth_error_set(BERTH_ENOTFOUND, "s3 %s %s: %s", req->method, req->key != NULL ? req->key : "/",
                                resp->code[0] ? resp->code : "not found");
-    if (resp->status == 409 || resp->status == 412)
+    if (resp->status == 412 || (resp->status == 409 && strcmp(resp->code, "ConditionalRequestConflict") == 0))
+        return berth_error_set(BERTH_ECONFLICT, "s3 %s %s: HTTP %ld %s", req->method, req->key != NULL ? req->key : "/",
+                               resp->status, resp->code);
+    if (resp->status == 409)
         return berth_error_set(BERTH_EEXISTS, "s3 %s %s: HTTP %ld %s", req->method, req->key != NULL ? req->key : "/",
                                resp->status, resp->code);
     return berth_error_set(BERTH_EIO, "s3 %s %s: HTTP %ld %s", req->method, req->key != NULL ? req->key : "/",

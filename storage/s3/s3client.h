@@ -50,7 +50,9 @@ typedef struct berth_s3_req {
     uint64_t range_first, range_last;
     void *out; /* a 2xx body goes here (up to out_cap), else into resp->body */
     size_t out_cap;
-    int idempotent; /* may be retried */
+    int idempotent;       /* may be retried */
+    const char *if_match; /* If-Match: <ETag>, or NULL */
+    int if_none_match;    /* If-None-Match: * (create only if absent) */
 } berth_s3_req_t;
 
 typedef struct berth_s3_resp {
@@ -62,13 +64,15 @@ typedef struct berth_s3_resp {
     uint64_t content_length;
     int has_content_length;
     char code[64]; /* S3 error code of a non-2xx answer ("NoSuchUpload"), or "" */
+    int retried;   /* attempts before the last that failed after sending (they may have taken effect) */
 } berth_s3_resp_t;
 
 /* Performs the request. 0 for a 2xx answer; otherwise BERTH_ENOTFOUND (404),
- * BERTH_EEXISTS (409, 412), BERTH_EUNAVAILABLE (no connection, 5xx, throttling,
- * after the retries), BERTH_EIO (anything else), with *resp describing the
- * last answer and the last error naming the S3 code. The caller clears resp
- * with berth_s3_resp_clear whatever the result. */
+ * BERTH_ECONFLICT (412 Precondition Failed, 409 ConditionalRequestConflict),
+ * BERTH_EEXISTS (any other 409), BERTH_EUNAVAILABLE (no connection, 5xx,
+ * throttling, after the retries), BERTH_EIO (anything else), with *resp
+ * describing the last answer and the last error naming the S3 code. The
+ * caller clears resp with berth_s3_resp_clear whatever the result. */
 int berth_s3_do(berth_s3_client_t *c, const berth_s3_req_t *req, berth_s3_resp_t *resp);
 
 void berth_s3_resp_clear(berth_s3_resp_t *r);

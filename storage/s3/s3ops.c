@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "storage/s3/s3ops.h"
 #include "storage/s3/s3xml.h"
 
@@ -20,7 +21,13 @@
 
 /* ---- objects ---------------------------------------------------------------- */
 
-int berth__s3_get(berth_s3_client_t *c, const char *key, char **buf, size_t *len)
+static void s3__copy_etag(char *etag, const berth_s3_resp_t *resp)
+{
+    if (etag != NULL)
+        snprintf(etag, S3__ETAG_MAX, "%s", resp->etag);
+}
+
+int berth__s3_get(berth_s3_client_t *c, const char *key, char **buf, size_t *len, char *etag)
 {
     berth_s3_req_t req = {.method = "GET", .key = key, .idempotent = 1};
     berth_s3_resp_t resp;
@@ -30,6 +37,7 @@ int berth__s3_get(berth_s3_client_t *c, const char *key, char **buf, size_t *len
         *buf = resp.body != NULL ? resp.body : strdup("");
         *len = resp.body_len;
         resp.body = NULL;
+        s3__copy_etag(etag, &resp);
         if (*buf == NULL)
             err = berth_error_set(BERTH_ERR, "out of memory");
     }
@@ -59,18 +67,64 @@ int berth__s3_get_range(berth_s3_client_t *c, const char *key, uint64_t first, v
     return err;
 }
 
-int berth__s3_put(berth_s3_client_t *c, const char *key, const void *buf, size_t len, const char *type)
+/* S3's ETag of an object made by one PUT is the MD5 of its bytes, in hex
+ * and quotes (not with SSE-KMS, where this merely never matches). */
+static int s3__etag_is_md5_of(const char *etag, const void *buf, size_t len)
 {
-    berth_s3_req_t req = {
-        .method = "PUT", .key = key, .body = buf, .body_len = len, .content_type = type, .idempotent = 1};
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char want[2 * 16 + 3];
+
+    if (EVP_Digest(buf != NULL ? buf : "", len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16)
+        return 0;
+    want[0] = '"';
+    for (unsigned int i = 0; i < mdlen; i++) {
+        want[1 + 2 * i] = hex[md[i] >> 4];
+        want[2 + 2 * i] = hex[md[i] & 15];
+    }
+    want[33] = '"';
+    want[34] = '\0';
+    return strcmp(etag, want) == 0;
+}
+
+int berth__s3_put(berth_s3_client_t *c, const char *key, const void *buf, size_t len, const char *type,
+                  const char *expect, char *etag)
+{
+    berth_s3_req_t req = {.method = "PUT",
+                          .key = key,
+                          .body = buf,
+                          .body_len = len,
+                          .content_type = type,
+                          .idempotent = 1,
+                          .if_match = expect != NULL && expect[0] != '\0' ? expect : NULL,
+                          .if_none_match = expect != NULL && expect[0] == '\0'};
+    char have[S3__ETAG_MAX];
     berth_s3_resp_t resp;
     int err = berth_s3_do(c, &req, &resp);
 
+    if (err == BERTH_ENOTFOUND && req.if_match != NULL && strcmp(resp.code, "NoSuchKey") == 0)
+        err = berth_error_set(BERTH_ECONFLICT, "s3 PUT %s: the object is gone", key);
+    if (err == 0 && resp.etag[0] == '\0' && etag != NULL)
+        err = berth_error_set(BERTH_EIO, "s3 PUT %s: no ETag in the answer", key);
+    s3__copy_etag(etag, &resp);
+    /* A conditional PUT retried after an attempt that may have been carried
+     * out (a 5xx, a lost answer) meets its own write: the condition fails
+     * because that write made the object. When the object holds exactly
+     * these bytes, that is success. (Another writer storing the very same
+     * bytes meanwhile is indistinguishable: S3's versions are contents.) */
+    if (err == BERTH_ECONFLICT && resp.retried > 0 && berth__s3_head(c, key, NULL, have) == 0 &&
+        s3__etag_is_md5_of(have, buf, len)) {
+        berth_log_info("s3 PUT %s: a retried conditional write found its own earlier attempt", key);
+        if (etag != NULL)
+            snprintf(etag, S3__ETAG_MAX, "%s", have);
+        err = 0;
+    }
     berth_s3_resp_clear(&resp);
     return err;
 }
 
-int berth__s3_head(berth_s3_client_t *c, const char *key, uint64_t *size)
+int berth__s3_head(berth_s3_client_t *c, const char *key, uint64_t *size, char *etag)
 {
     berth_s3_req_t req = {.method = "HEAD", .key = key, .idempotent = 1};
     berth_s3_resp_t resp;
@@ -78,6 +132,8 @@ int berth__s3_head(berth_s3_client_t *c, const char *key, uint64_t *size)
 
     if (err == 0 && size != NULL)
         *size = resp.content_length;
+    if (err == 0)
+        s3__copy_etag(etag, &resp);
     berth_s3_resp_clear(&resp);
     return err;
 }
@@ -90,6 +146,19 @@ int berth__s3_delete(berth_s3_client_t *c, const char *key)
 
     berth_s3_resp_clear(&resp);
     return err == BERTH_ENOTFOUND ? 0 : err;
+}
+
+int berth__s3_delete_if(berth_s3_client_t *c, const char *key, const char *etag)
+{
+    berth_s3_req_t req = {.method = "DELETE", .key = key, .idempotent = 1, .if_match = etag};
+    berth_s3_resp_t resp;
+    int err = berth_s3_do(c, &req, &resp);
+
+    /* Retried after an attempt that may have deleted it: gone it is. */
+    if (err == BERTH_ENOTFOUND && resp.retried > 0)
+        err = 0;
+    berth_s3_resp_clear(&resp);
+    return err;
 }
 
 /* A growable text buffer for XML bodies. */
@@ -203,9 +272,6 @@ int berth__s3_delete_many(berth_s3_client_t *c, char **keys, size_t n)
     return err;
 }
 
-/* ListObjectsV2 of `prefix`, with "/" as delimiter when `dirs` (cb then gets
- * the common prefixes). cb returns non-zero to stop, which is returned. */
-
 /* "2026-11-30T13:05:09.000Z" -> unix seconds; 0 when unreadable. */
 static int64_t s3__time(const char *iso)
 {
@@ -246,7 +312,7 @@ static int s3__do_xml(berth_s3_client_t *c, berth_s3_req_t *req, const char *wha
     return 0;
 }
 
-int berth__s3_list(berth_s3_client_t *c, const char *prefix, int dirs, berth__s3_list_cb cb, void *ctx)
+int berth__s3_list(berth_s3_client_t *c, const char *prefix, berth__s3_list_cb cb, void *ctx)
 {
     char token[2048] = "", etoken[4096], eprefix[S3__KEY_MAX * 3], query[8192];
     int err = 0, stop = 0;
@@ -261,23 +327,19 @@ int berth__s3_list(berth_s3_client_t *c, const char *prefix, int dirs, berth__s3
         if (token[0] != '\0') {
             if (berth_s3_encode(etoken, sizeof(etoken), token, 0) < 0)
                 return berth_error_set(BERTH_EIO, "s3: continuation token too long");
-            snprintf(query, sizeof(query), "continuation-token=%s&%slist-type=2&prefix=%s", etoken,
-                     dirs ? "delimiter=%2F&" : "", eprefix);
+            snprintf(query, sizeof(query), "continuation-token=%s&list-type=2&prefix=%s", etoken, eprefix);
         } else {
-            snprintf(query, sizeof(query), "%slist-type=2&prefix=%s", dirs ? "delimiter=%2F&" : "", eprefix);
+            snprintf(query, sizeof(query), "list-type=2&prefix=%s", eprefix);
         }
         berth_s3_req_t req = {.method = "GET", .query = query, .idempotent = 1};
         if ((err = s3__do_xml(c, &req, "s3 ListObjectsV2", NULL, &doc, &root)) < 0)
             return err;
-        for (n = berth_s3xml_child(root, dirs ? "CommonPrefixes" : "Contents"); n != NULL && !stop;
-             n = berth_s3xml_next(n)) {
+        for (n = berth_s3xml_child(root, "Contents"); n != NULL && !stop; n = berth_s3xml_next(n)) {
             char key[S3__KEY_MAX], size[32] = "0", mtime[64] = "";
-            if (berth_s3xml_text(n, dirs ? "Prefix" : "Key", key, sizeof(key)) < 0)
+            if (berth_s3xml_text(n, "Key", key, sizeof(key)) < 0)
                 continue;
-            if (!dirs) {
-                berth_s3xml_text(n, "Size", size, sizeof(size));
-                berth_s3xml_text(n, "LastModified", mtime, sizeof(mtime));
-            }
+            berth_s3xml_text(n, "Size", size, sizeof(size));
+            berth_s3xml_text(n, "LastModified", mtime, sizeof(mtime));
             if ((err = cb(ctx, key, strtoull(size, NULL, 10), s3__time(mtime))) != 0)
                 stop = 1;
         }
@@ -481,10 +543,11 @@ int berth__s3_mpu_list(berth_s3_client_t *c, const char *prefix, berth__s3_uploa
         if ((err = s3__do_xml(c, &req, "s3 ListMultipartUploads", NULL, &doc, &root)) < 0)
             return err;
         for (xmlNodePtr u = berth_s3xml_child(root, "Upload"); u != NULL; u = berth_s3xml_next(u)) {
-            char key[S3__KEY_MAX], id[S3__UPLOADID_MAX];
+            char key[S3__KEY_MAX], id[S3__UPLOADID_MAX], initiated[64] = "";
             if (berth_s3xml_text(u, "Key", key, sizeof(key)) < 0 || berth_s3xml_text(u, "UploadId", id, sizeof(id)) < 0)
                 continue;
-            if ((err = cb(ctx, key, id)) != 0) {
+            berth_s3xml_text(u, "Initiated", initiated, sizeof(initiated));
+            if ((err = cb(ctx, key, id, s3__time(initiated))) != 0) {
                 xmlFreeDoc(doc);
                 return err;
             }

@@ -19,23 +19,31 @@
 #define S3__ETAG_MAX 160
 #define S3__UPLOADID_MAX 1024
 
-/* GET of a whole (small) object: malloc'd, NUL-terminated copy in *buf. */
-int berth__s3_get(berth_s3_client_t *c, const char *key, char **buf, size_t *len);
+/* GET of a whole (small) object: malloc'd, NUL-terminated copy in *buf;
+ * etag (S3__ETAG_MAX bytes, may be NULL) its ETag. */
+int berth__s3_get(berth_s3_client_t *c, const char *key, char **buf, size_t *len, char *etag);
 /* Ranged GET of [first, first + len) into buf; *got 0 past the end. */
 int berth__s3_get_range(berth_s3_client_t *c, const char *key, uint64_t first, void *buf, size_t len, size_t *got);
-int berth__s3_put(berth_s3_client_t *c, const char *key, const void *buf, size_t len, const char *type);
-/* HEAD; *size (may be NULL) the object's length. */
-int berth__s3_head(berth_s3_client_t *c, const char *key, uint64_t *size);
+/* PUT of a whole object. expect NULL: unconditionally; "": only if absent
+ * (If-None-Match: *); else only if its ETag is still `expect` (If-Match).
+ * A failed condition is BERTH_ECONFLICT. etag (S3__ETAG_MAX bytes, may be
+ * NULL) receives the new ETag. */
+int berth__s3_put(berth_s3_client_t *c, const char *key, const void *buf, size_t len, const char *type,
+                  const char *expect, char *etag);
+/* HEAD; *size and etag (S3__ETAG_MAX bytes) may be NULL. */
+int berth__s3_head(berth_s3_client_t *c, const char *key, uint64_t *size, char *etag);
 /* DELETE; an absent key is success. */
 int berth__s3_delete(berth_s3_client_t *c, const char *key);
+/* DELETE with If-Match: BERTH_ENOTFOUND when absent, BERTH_ECONFLICT when
+ * its ETag is not `etag`. */
+int berth__s3_delete_if(berth_s3_client_t *c, const char *key, const char *etag);
 /* DeleteObjects, 1,000 keys per request. */
 int berth__s3_delete_many(berth_s3_client_t *c, char **keys, size_t n);
 
-/* ListObjectsV2 of `prefix`: cb gets every key (or, with dirs, every common
- * prefix under the delimiter "/"), its size and last-modified time; a
- * non-zero return stops the walk and is returned. */
+/* ListObjectsV2 of `prefix`: cb gets every key, its size and last-modified
+ * time; a non-zero return stops the walk and is returned. */
 typedef int (*berth__s3_list_cb)(void *ctx, const char *key, uint64_t size, int64_t mtime);
-int berth__s3_list(berth_s3_client_t *c, const char *prefix, int dirs, berth__s3_list_cb cb, void *ctx);
+int berth__s3_list(berth_s3_client_t *c, const char *prefix, berth__s3_list_cb cb, void *ctx);
 
 /* CreateMultipartUpload: upload_id gets S3__UPLOADID_MAX bytes at most. */
 int berth__s3_mpu_create(berth_s3_client_t *c, const char *key, char *upload_id);
@@ -52,8 +60,9 @@ int berth__s3_mpu_abort(berth_s3_client_t *c, const char *key, const char *uploa
  * *count how many are there. */
 int berth__s3_mpu_list_parts(berth_s3_client_t *c, const char *key, const char *upload_id, uint64_t total, char *etags,
                              uint64_t *sizes, uint64_t *count);
-/* ListMultipartUploads under `prefix`: cb(ctx, key, upload_id). */
-typedef int (*berth__s3_uploads_cb)(void *ctx, const char *key, const char *upload_id);
+/* ListMultipartUploads under `prefix`: cb(ctx, key, upload_id, initiated
+ * as unix seconds). */
+typedef int (*berth__s3_uploads_cb)(void *ctx, const char *key, const char *upload_id, int64_t initiated);
 int berth__s3_mpu_list(berth_s3_client_t *c, const char *prefix, berth__s3_uploads_cb cb, void *ctx);
 
 #endif

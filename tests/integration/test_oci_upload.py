@@ -90,7 +90,8 @@ def seed_scenario():
 
     up = srv.upload_dir(uuid)
     if berthtest.BACKEND == "filesystem":  # the S3 layout is checked in test_s3_flows.py
-        suite.check("uploads/<uuid>/record.json exists", os.path.isfile(os.path.join(up, "record.json")), up)
+        rec = os.path.join(srv.root, "sessions", uuid)
+        suite.check("sessions/<uuid> (the record) exists", os.path.isfile(rec), rec)
         try:
             with open(os.path.join(up, "data"), "rb") as f:
                 stored = f.read(n)

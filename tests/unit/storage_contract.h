@@ -3,33 +3,47 @@
  * (storage/storage.h), written once and run unchanged against each backend.
  *
  * The including file defines, before including this header:
- *   #define CONTRACT_SUITE <suite name>       e.g. storage_fs
+ *   #define CONTRACT_SUITE <suite name>       e.g. storage_fs_contract
  *   static berth_storage_t *contract_backend_new(void);
  *       a fresh, empty backend (criterion asserts inside are fine)
  *   static void contract_backend_cleanup(void);
  *       called after the backend is freed, to drop what the factory made
+ * and may define:
+ *   #define CONTRACT_UNIT <bytes>   the unit of the unit-layout tests
+ *       (default 5 MiB: the smallest part S3 takes)
+ *   #define CONTRACT_GONE_WRITES_MAY_SUCCEED
+ *       the backend may accept a write into data that was removed or
+ *       committed (storage.h, writer_close), leaving debris: the tests then
+ *       check that the debris reaches no blob and no other session and that
+ *       data_remove removes it, instead of a BERTH_ENOTFOUND
+ *   #define CONTRACT_ASSERT_NO_DEBRIS(id)
+ *       a statement asserting that the store itself holds nothing more of
+ *       session `id` (run after such debris is removed)
  *
  * Every Test here runs against the wrappers (berth_storage_*), the way the
- * engine uses a backend.
+ * engine uses a backend. Helpers named contract_* may be used by the
+ * including file's own tests.
  */
 #ifndef BERTH_TESTS_STORAGE_CONTRACT_H
 #define BERTH_TESTS_STORAGE_CONTRACT_H
 
 #include <criterion/criterion.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/digest.h"
 #include "core/error.h"
-#include "core/record.h"
 #include "core/validate.h"
 #include "storage/storage.h"
 
 #ifndef CONTRACT_SUITE
 #error "define CONTRACT_SUITE before including storage_contract.h"
+#endif
+#ifndef CONTRACT_UNIT
+#define CONTRACT_UNIT ((size_t)5 << 20)
 #endif
 
 static berth_storage_t *contract_backend_new(void);
@@ -52,161 +66,583 @@ static void contract_teardown(void)
     contract_backend_cleanup();
 }
 
-/* A fresh OCI record with a new id, as the engine makes them. */
-static void contract_record_new(berth_record_t *rec)
+TestSuite(CONTRACT_SUITE, .init = contract_setup, .fini = contract_teardown);
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+/* Deterministic bytes that differ from offset to offset and seed to seed. */
+static void contract_fill(unsigned char *p, size_t n, unsigned seed)
 {
-    berth_record_init(rec);
-    cr_assert_eq(berth_id_generate(rec->id), 0);
-    rec->kind = BERTH_SESSION_OCI;
-    rec->repository = strdup("library/contract");
-    berth_sha256_init(&rec->hash);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (unsigned char)(seed >> 16);
+    }
 }
 
-/* A session created and recorded, ready for writes. */
-static void contract_session_new(berth_record_t *rec)
+static unsigned char *contract_bytes(size_t n, unsigned seed)
 {
-    contract_record_new(rec);
-    cr_assert_eq(berth_storage_upload_create(contract_b, rec), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_record_put(contract_b, rec->id, "{}", 2), 0, "%s", berth_error_last());
+    unsigned char *p = malloc(n + 1);
+
+    cr_assert_not_null(p);
+    contract_fill(p, n, seed);
+    return p;
+}
+
+/* Value and version of `key`; asserts that it is there. */
+static char *contract_get(berth_storage_t *b, const char *key, size_t *len, berth_version_t *ver)
+{
+    char *buf = NULL;
+    size_t n = 0;
+
+    cr_assert_eq(berth_storage_obj_get(b, key, &buf, &n, ver), 0, "get %s: %s", key, berth_error_last());
+    cr_assert_not_null(buf);
+    cr_assert_eq(buf[n], '\0', "values come back NUL-terminated");
+    if (len != NULL)
+        *len = n;
+    return buf;
+}
+
+static void contract_assert_value(berth_storage_t *b, const char *key, const char *want)
+{
+    size_t len;
+    char *buf = contract_get(b, key, &len, NULL);
+
+    cr_assert_eq(len, strlen(want), "%s holds %zu bytes, want %zu", key, len, strlen(want));
+    cr_assert_eq(memcmp(buf, want, len), 0, "%s holds \"%s\", want \"%s\"", key, buf, want);
+    free(buf);
+}
+
+/* One conditional increment of the decimal counter at `key` (absent: 0),
+ * retried until no other writer got in between. 0 or the first error that
+ * is not a conflict. */
+static int contract_increment(berth_storage_t *b, const char *key, int *conflicts)
+{
+    for (int attempt = 0; attempt < 100000; attempt++) {
+        berth_version_t ver;
+        char *buf = NULL, text[32];
+        size_t len = 0;
+        long n = 0;
+        int err = berth_storage_obj_get(b, key, &buf, &len, &ver);
+
+        if (err == BERTH_ENOTFOUND)
+            ver.tag[0] = '\0';
+        else if (err < 0)
+            return err;
+        else
+            n = strtol(buf, NULL, 10);
+        free(buf);
+        snprintf(text, sizeof(text), "%ld", n + 1);
+        err = berth_storage_obj_put(b, key, text, strlen(text), &ver, NULL);
+        if (err != BERTH_ECONFLICT)
+            return err;
+        if (conflicts != NULL)
+            (*conflicts)++;
+    }
+    return BERTH_ERR;
+}
+
+/* Makes session data of the given layout; returns its state (may be NULL). */
+static char *contract_data_new(char id[BERTH_ID_LEN], uint64_t unit, uint64_t units)
+{
+    berth_layout_t layout = {.unit = unit, .units = units};
+    char *state = NULL;
+
+    cr_assert_eq(berth_id_generate(id), 0);
+    cr_assert_eq(berth_storage_data_create(contract_b, id, &layout, &state), 0, "%s", berth_error_last());
+    return state;
+}
+
+/* Takes the state a keeping close hands back, if it hands one. */
+static void contract_state_update(char **state, char *next)
+{
+    if (next != NULL) {
+        free(*state);
+        *state = next;
+    }
+}
+
+/* One write of buf at *off in pieces of `piece` bytes, kept; the engine's
+ * loop: what the backend kept is recorded, the rest sent again. */
+static void contract_append(const char *id, char **state, uint64_t *off, const void *buf, size_t len, size_t piece)
+{
+    const unsigned char *p = buf;
+    size_t done = 0;
+
+    for (int round = 0; done < len || round == 0; round++) {
+        berth_writer_t *w = NULL;
+        uint64_t kept = 0;
+        char *next = NULL;
+
+        cr_assert_lt(round, 64, "the backend keeps nothing of what it is sent");
+        cr_assert_eq(berth_storage_data_open(contract_b, id, *state, *off, len - done, &w), 0, "%s",
+                     berth_error_last());
+        for (size_t at = done; at < len; at += piece) {
+            size_t n = len - at < piece ? len - at : piece;
+            cr_assert_eq(berth_storage_writer_write(w, p + at, n), 0, "%s", berth_error_last());
+        }
+        cr_assert_eq(berth_storage_writer_close(w, 1, &kept, &next), 0, "%s", berth_error_last());
+        cr_assert_leq(kept, len - done, "kept %llu of %zu bytes", (unsigned long long)kept, len - done);
+        contract_state_update(state, next);
+        done += (size_t)kept;
+        *off += kept;
+        if (len == 0)
+            break;
+    }
+}
+
+/* Writes unit k (its bytes at buf, n of them) in pieces; asserts it is kept
+ * whole and the state unchanged. */
+static void contract_unit_write(const char *id, const char *state, uint64_t k, const void *buf, size_t n, size_t piece)
+{
+    const unsigned char *p = buf;
+    berth_writer_t *w = NULL;
+    uint64_t kept = 0;
+    char *next = NULL;
+
+    cr_assert_eq(berth_storage_data_open(contract_b, id, state, k * CONTRACT_UNIT, n, &w), 0, "%s",
+                 berth_error_last());
+    for (size_t at = 0; at < n; at += piece)
+        cr_assert_eq(berth_storage_writer_write(w, p + at, n - at < piece ? n - at : piece), 0, "%s",
+                     berth_error_last());
+    cr_assert_eq(berth_storage_writer_close(w, 1, &kept, &next), 0, "%s", berth_error_last());
+    cr_assert_eq(kept, n, "unit %llu: kept %llu of %zu", (unsigned long long)k, (unsigned long long)kept, n);
+    cr_assert_null(next, "a unit write changed the state");
+}
+
+/* Asserts that session data [off, off + len) equals want. */
+static void contract_assert_data(const char *id, const char *state, uint64_t off, const void *want, size_t len)
+{
+    unsigned char *got = malloc(len + 1);
+    size_t at = 0, n = 0;
+
+    cr_assert_not_null(got);
+    while (at < len) {
+        cr_assert_eq(berth_storage_data_read(contract_b, id, state, off + at, got + at, len - at, &n), 0, "%s",
+                     berth_error_last());
+        cr_assert_gt(n, 0, "data ends at %zu of %zu", at, len);
+        at += n;
+    }
+    cr_assert(len == 0 || memcmp(got, want, len) == 0, "session data differs");
+    free(got);
 }
 
 /* Asserts that blob `digest` holds exactly `len` bytes equal to `want`. */
 static void contract_assert_blob(const char *digest, const void *want, size_t len)
 {
+    unsigned char *got = malloc(len + 16);
     uint64_t size = 0;
-    size_t got = 0;
-    char *buf = malloc(len + 16);
+    size_t at = 0, n = 0;
 
+    cr_assert_not_null(got);
     cr_assert_eq(berth_storage_blob_stat(contract_b, digest, &size), 0, "%s", berth_error_last());
     cr_assert_eq(size, len, "blob has %llu bytes, want %zu", (unsigned long long)size, len);
-    cr_assert_eq(berth_storage_blob_read(contract_b, digest, 0, buf, len + 16, &got), 0, "%s", berth_error_last());
-    cr_assert_eq(got, len);
-    cr_assert(len == 0 || memcmp(buf, want, len) == 0, "blob content differs");
-    free(buf);
+    while (at < len) {
+        cr_assert_eq(berth_storage_blob_read(contract_b, digest, at, got + at, len + 16 - at, &n), 0, "%s",
+                     berth_error_last());
+        cr_assert_gt(n, 0, "blob ends at %zu of %zu", at, len);
+        at += n;
+    }
+    cr_assert_eq(at, len);
+    cr_assert(len == 0 || memcmp(got, want, len) == 0, "blob content differs");
+    free(got);
 }
 
-TestSuite(CONTRACT_SUITE, .init = contract_setup, .fini = contract_teardown);
-
-/* ---- records ----------------------------------------------------------------- */
-
-Test(CONTRACT_SUITE, record_get_of_unknown_id_is_not_found)
+/* A blob made the way the engine makes one: append data, commit. */
+static void contract_blob_make(const void *data, size_t len, char digest[BERTH_DIGEST_LEN])
 {
-    char id[BERTH_ID_LEN], *buf = NULL;
-    size_t len = 0;
+    char id[BERTH_ID_LEN], *state = contract_data_new(id, 0, 0);
+    uint64_t off = 0;
 
-    cr_assert_eq(berth_id_generate(id), 0);
-    cr_assert_eq(berth_storage_record_get(contract_b, id, &buf, &len), BERTH_ENOTFOUND);
-    cr_assert_null(buf);
+    contract_append(id, &state, &off, data, len, len > 0 ? len : 1);
+    berth_sha256_of(data, len, digest);
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, len, digest), 0, "%s", berth_error_last());
+    free(state);
 }
 
-Test(CONTRACT_SUITE, record_put_then_get_returns_the_same_bytes)
+/* ---- writes into data that is gone ---- */
+
+/* What a write into gone data writes: bytes found nowhere else. */
+static const char contract_gone_bytes[] = "<a write into data that is gone>";
+
+/* Asserts that every blob still holds the bytes its digest names and none
+ * of the gone write's. */
+typedef struct contract_digests {
+    char v[16][BERTH_DIGEST_LEN];
+    uint64_t sizes[16];
+    size_t n;
+} contract_digests_t;
+
+static int contract_digests_cb(void *ctx, const char *digest, uint64_t size, int64_t mtime)
+{
+    contract_digests_t *d = ctx;
+
+    (void)mtime;
+    if (d->n < 16) {
+        snprintf(d->v[d->n], BERTH_DIGEST_LEN, "%s", digest);
+        d->sizes[d->n] = size;
+    }
+    d->n++;
+    return 0;
+}
+
+static void contract_assert_blobs_intact(const char *why)
+{
+    contract_digests_t d = {.n = 0};
+
+    cr_assert_eq(berth_storage_blob_list(contract_b, contract_digests_cb, &d), 0, "%s", berth_error_last());
+    cr_assert_leq(d.n, 16, "%s: %zu blobs", why, d.n);
+    for (size_t i = 0; i < d.n; i++) {
+        char sum[BERTH_DIGEST_LEN];
+        unsigned char *buf = malloc(d.sizes[i] + 1);
+        size_t at = 0, got = 0;
+
+        cr_assert_not_null(buf);
+        while (at < d.sizes[i]) {
+            cr_assert_eq(berth_storage_blob_read(contract_b, d.v[i], at, buf + at, d.sizes[i] - at, &got), 0, "%s",
+                         berth_error_last());
+            cr_assert_gt(got, 0, "%s: blob %s ends at %zu of %llu", why, d.v[i], at, (unsigned long long)d.sizes[i]);
+            at += got;
+        }
+        berth_sha256_of(buf, at, sum);
+        cr_assert_str_eq(sum, d.v[i], "%s: blob %s changed", why, d.v[i]);
+        cr_assert_null(memmem(buf, at, contract_gone_bytes, sizeof(contract_gone_bytes) - 1),
+                       "%s: the gone write's bytes are in blob %s", why, d.v[i]);
+        free(buf);
+    }
+}
+
+typedef struct contract_id_seen {
+    const char *id;
+    int seen;
+} contract_id_seen_t;
+
+static int contract_id_seen_cb(void *ctx, const char *id, int64_t mtime)
+{
+    contract_id_seen_t *s = ctx;
+
+    (void)mtime;
+    s->seen += strcmp(s->id, id) == 0;
+    return 0;
+}
+
+/* 1 if data_list names session `id`. */
+static int contract_data_listed(const char *id)
+{
+    contract_id_seen_t s = {.id = id, .seen = 0};
+
+    cr_assert_eq(berth_storage_data_list(contract_b, contract_id_seen_cb, &s), 0, "%s", berth_error_last());
+    cr_assert_leq(s.seen, 1, "data_list names session %s %d times", id, s.seen);
+    return s.seen;
+}
+
+/* Asserts the rule of storage.h for a write at `off` into data that is gone
+ * (committed or removed): refused as not found (at data_open, or, for a
+ * backend that asks nothing there, at a piece or at the keeping close) or,
+ * when the including file defines CONTRACT_GONE_WRITES_MAY_SUCCEED,
+ * accepted; either way no blob changes and another session's data neither
+ * (a witness session holding bytes at the same offsets). An accepted write
+ * leaves only debris: data_list names the session if anything is left,
+ * data_remove without a state (the purge) removes it, and afterwards
+ * nothing is listed or left (CONTRACT_ASSERT_NO_DEBRIS(id), if the
+ * including file defines it, looks into the store itself). */
+static void contract_assert_write_gone(const char *id, const char *state, uint64_t off, const char *why)
+{
+    size_t n = sizeof(contract_gone_bytes) - 1, wlen = (size_t)off + 2 * n;
+    unsigned char *witness = contract_bytes(wlen, 77);
+    char wid[BERTH_ID_LEN], *wstate = contract_data_new(wid, 0, 0);
+    berth_writer_t *w = NULL;
+    uint64_t kept = 0, woff = 0;
+    char *next = NULL;
+    int err;
+
+    contract_append(wid, &wstate, &woff, witness, wlen, wlen);
+    if ((err = berth_storage_data_open(contract_b, id, state, off, n, &w)) == 0) {
+        if ((err = berth_storage_writer_write(w, contract_gone_bytes, n)) == 0)
+            err = berth_storage_writer_close(w, 1, &kept, &next);
+        else
+            berth_storage_writer_close(w, 0, NULL, NULL);
+        free(next);
+    } else {
+        cr_assert_null(w, "a failed data_open hands out no writer");
+    }
+#ifdef CONTRACT_GONE_WRITES_MAY_SUCCEED
+    cr_assert(err == 0 || err == BERTH_ENOTFOUND, "%s: a write answered %d (%s)", why, err, berth_error_last());
+#else
+    cr_assert_eq(err, BERTH_ENOTFOUND, "%s: a write answered %d (%s)", why, err, berth_error_last());
+#endif
+    contract_assert_blobs_intact(why);
+    contract_assert_data(wid, wstate, 0, witness, wlen);
+    if (err == 0) {
+        int listed = contract_data_listed(id);
+
+        err = berth_storage_data_remove(contract_b, id, NULL);
+        cr_assert(err == 0 || err == BERTH_ENOTFOUND, "%s: removing the debris: %d (%s)", why, err,
+                  berth_error_last());
+        cr_assert(err != 0 || listed, "%s: data_remove found debris that data_list does not name", why);
+        cr_assert_eq(contract_data_listed(id), 0, "%s: data_list names the session after data_remove", why);
+        cr_assert_eq(berth_storage_data_remove(contract_b, id, NULL), BERTH_ENOTFOUND, "%s", why);
+#ifdef CONTRACT_ASSERT_NO_DEBRIS
+        CONTRACT_ASSERT_NO_DEBRIS(id);
+#endif
+        contract_assert_blobs_intact(why);
+    }
+    cr_assert_eq(berth_storage_data_remove(contract_b, wid, wstate), 0, "%s", berth_error_last());
+    free(wstate);
+    free(witness);
+}
+
+/* Keys an obj_list reported, with sizes. */
+#define CONTRACT_KEYS 64
+
+typedef struct contract_keys {
+    char *keys[CONTRACT_KEYS];
+    uint64_t sizes[CONTRACT_KEYS];
+    int64_t mtimes[CONTRACT_KEYS];
+    size_t n;
+    size_t stop_at; /* return 42 after this many, 0 = never */
+} contract_keys_t;
+
+static int contract_keys_cb(void *ctx, const char *key, uint64_t size, int64_t mtime)
+{
+    contract_keys_t *k = ctx;
+
+    if (k->n < CONTRACT_KEYS) {
+        k->keys[k->n] = strdup(key);
+        k->sizes[k->n] = size;
+        k->mtimes[k->n] = mtime;
+    }
+    k->n++;
+    return k->stop_at != 0 && k->n >= k->stop_at ? 42 : 0;
+}
+
+static void contract_keys_clear(contract_keys_t *k)
+{
+    for (size_t i = 0; i < k->n && i < CONTRACT_KEYS; i++)
+        free(k->keys[i]);
+    memset(k, 0, sizeof(*k));
+}
+
+/* How many times `key` was listed; its size into *size. */
+static int contract_keys_has(const contract_keys_t *k, const char *key, uint64_t *size)
+{
+    int found = 0;
+
+    for (size_t i = 0; i < k->n && i < CONTRACT_KEYS; i++) {
+        if (strcmp(k->keys[i], key) == 0) {
+            found++;
+            if (size != NULL)
+                *size = k->sizes[i];
+        }
+    }
+    return found;
+}
+
+static void contract_list(const char *prefix, contract_keys_t *k)
+{
+    contract_keys_clear(k);
+    cr_assert_eq(berth_storage_obj_list(contract_b, prefix, contract_keys_cb, k), 0, "list %s: %s", prefix,
+                 berth_error_last());
+}
+
+/* ---- objects ------------------------------------------------------------------ */
+
+Test(CONTRACT_SUITE, obj_get_of_an_absent_key_is_not_found)
+{
+    berth_version_t ver = {.tag = "junk"};
+    char *buf = (char *)1;
+    size_t len = 7;
+
+    cr_assert_eq(berth_storage_obj_get(contract_b, "sessions/nothing", &buf, &len, &ver), BERTH_ENOTFOUND);
+    cr_assert_null(buf);
+    cr_assert_eq(berth_storage_obj_get(contract_b, "meta/nothing/here", &buf, &len, NULL), BERTH_ENOTFOUND);
+}
+
+Test(CONTRACT_SUITE, obj_put_then_get_returns_the_bytes_and_their_version)
 {
     static const char text[] = "{\"opaque\": \"bytes\",\n\t\"x\": 1}";
-    char id[BERTH_ID_LEN], *buf = NULL;
+    berth_version_t put, got;
     size_t len = 0;
+    char *buf;
 
-    cr_assert_eq(berth_id_generate(id), 0);
-    cr_assert_eq(berth_storage_record_put(contract_b, id, text, sizeof(text) - 1), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_record_get(contract_b, id, &buf, &len), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/a", text, sizeof(text) - 1, NULL, &put), 0, "%s",
+                 berth_error_last());
+    cr_assert_neq(put.tag[0], '\0', "a stored object has a version");
+    buf = contract_get(contract_b, "sessions/a", &len, &got);
     cr_assert_eq(len, sizeof(text) - 1);
     cr_assert_eq(memcmp(buf, text, len), 0);
+    cr_assert_str_eq(got.tag, put.tag, "get reports the version put made");
     free(buf);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/b", "x", 1, NULL, NULL), 0, "ver may be NULL");
 }
 
-Test(CONTRACT_SUITE, record_put_replaces_a_longer_record_whole)
+Test(CONTRACT_SUITE, obj_put_replaces_a_value_whole_and_changes_its_version)
 {
-    char id[BERTH_ID_LEN], *buf = NULL;
-    size_t len = 0;
+    berth_version_t v1, v2, v3;
 
-    cr_assert_eq(berth_id_generate(id), 0);
-    cr_assert_eq(berth_storage_record_put(contract_b, id, "a much longer first record", 26), 0);
-    cr_assert_eq(berth_storage_record_put(contract_b, id, "short", 5), 0);
-    cr_assert_eq(berth_storage_record_get(contract_b, id, &buf, &len), 0);
-    cr_assert_eq(len, 5);
-    cr_assert_eq(memcmp(buf, "short", 5), 0);
-    free(buf);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/r/a/tags/latest", "a longer first value", 20, NULL, &v1), 0,
+                 "%s", berth_error_last());
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/r/a/tags/latest", "v2", 2, NULL, &v2), 0);
+    contract_assert_value(contract_b, "meta/r/a/tags/latest", "v2");
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/r/a/tags/latest", "v2", 2, NULL, &v3), 0);
+    cr_assert_str_neq(v1.tag, v2.tag);
+    /* A put of the same bytes may keep the version (S3's ETag is their
+     * MD5): compare-and-swap then compares values, which is as safe. */
+    cr_assert_neq(v3.tag[0], '\0');
+    cr_assert_eq(berth_storage_obj_put(contract_b, "empty", "", 0, NULL, NULL), 0, "%s", berth_error_last());
+    contract_assert_value(contract_b, "empty", "");
 }
 
-typedef struct contract_list {
-    char ids[8][BERTH_ID_LEN];
-    size_t n;
-    int stop_at; /* return non-zero after this many, 0 = never */
-} contract_list_t;
-
-static int contract_list_cb(void *ctx, const char *id)
+Test(CONTRACT_SUITE, obj_delete_removes_once_and_the_key_can_come_back)
 {
-    contract_list_t *l = ctx;
+    char *buf = NULL;
+    size_t len;
 
-    if (l->n < 8)
-        snprintf(l->ids[l->n], BERTH_ID_LEN, "%s", id);
-    l->n++;
-    return l->stop_at != 0 && (int)l->n >= l->stop_at ? 42 : 0;
+    cr_assert_eq(berth_storage_obj_put(contract_b, "repositories/r/_layers/sha256/ab/link", "x", 1, NULL, NULL), 0);
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "repositories/r/_layers/sha256/ab/link", NULL), 0, "%s",
+                 berth_error_last());
+    cr_assert_eq(berth_storage_obj_get(contract_b, "repositories/r/_layers/sha256/ab/link", &buf, &len, NULL),
+                 BERTH_ENOTFOUND);
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "repositories/r/_layers/sha256/ab/link", NULL),
+                 BERTH_ENOTFOUND);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "repositories/r/_layers/sha256/ab/link", "y", 1, NULL, NULL), 0,
+                 "%s", berth_error_last());
+    contract_assert_value(contract_b, "repositories/r/_layers/sha256/ab/link", "y");
 }
 
-Test(CONTRACT_SUITE, record_list_names_every_stored_record_once)
+Test(CONTRACT_SUITE, meta_keys_nest_inside_each_other)
 {
-    char ids[3][BERTH_ID_LEN];
-    contract_list_t l = {.n = 0};
+    char *buf = NULL;
+    size_t len;
 
-    cr_assert_eq(berth_storage_record_list(contract_b, contract_list_cb, &l), 0);
-    cr_assert_eq(l.n, 0, "a new backend lists %zu records", l.n);
-    for (int i = 0; i < 3; i++) {
-        cr_assert_eq(berth_id_generate(ids[i]), 0);
-        cr_assert_eq(berth_storage_record_put(contract_b, ids[i], "{}", 2), 0);
+    /* Repository "a" and repository "a/b" both have objects. */
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/c/a", "1", 1, NULL, NULL), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/c/a/b", "2", 1, NULL, NULL), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/c/a/b/c", "3", 1, NULL, NULL), 0, "%s", berth_error_last());
+    contract_assert_value(contract_b, "meta/c/a", "1");
+    contract_assert_value(contract_b, "meta/c/a/b", "2");
+    contract_assert_value(contract_b, "meta/c/a/b/c", "3");
+    cr_assert_eq(berth_storage_obj_get(contract_b, "meta/c", &buf, &len, NULL), BERTH_ENOTFOUND,
+                 "no object at a bare prefix");
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "meta/c/a/b", NULL), 0);
+    contract_assert_value(contract_b, "meta/c/a", "1");
+    contract_assert_value(contract_b, "meta/c/a/b/c", "3");
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "meta/c/a/b/c", NULL), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/c/a/b", "4", 1, NULL, NULL), 0, "%s", berth_error_last());
+    contract_assert_value(contract_b, "meta/c/a/b", "4");
+}
+
+Test(CONTRACT_SUITE, obj_list_names_every_key_under_a_prefix_once)
+{
+    contract_keys_t k = {.n = 0};
+    int64_t now = (int64_t)time(NULL);
+    uint64_t size = 0;
+
+    contract_list("", &k);
+    cr_assert_eq(k.n, 0, "a new backend lists %zu objects", k.n);
+    contract_list("nothing/here/", &k);
+    cr_assert_eq(k.n, 0, "an empty prefix is not an error");
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/repositories/a/_t/v1", "x", 1, NULL, NULL), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/repositories/a/_t/V1.0-rc_1", "xy", 2, NULL, NULL), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/repositories/a/b/_t/v1", "x", 1, NULL, NULL), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/repositories/a", "x", 1, NULL, NULL), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/repositories/ab/_t/v1", "x", 1, NULL, NULL), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/s1", "{}", 2, NULL, NULL), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "repositories/a/_layers/sha256/00/link", "l", 1, NULL, NULL), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/repositories/a/_t/v1", "yyy", 3, NULL, NULL), 0,
+                 "a replaced key once");
+
+    contract_list("meta/repositories/a/", &k);
+    cr_assert_eq(k.n, 3, "listed %zu keys", k.n);
+    cr_assert_eq(contract_keys_has(&k, "meta/repositories/a/_t/v1", &size), 1);
+    cr_assert_eq(size, 3, "the size of the value listed");
+    cr_assert_eq(contract_keys_has(&k, "meta/repositories/a/_t/V1.0-rc_1", NULL), 1);
+    cr_assert_eq(contract_keys_has(&k, "meta/repositories/a/b/_t/v1", NULL), 1, "keys at any depth");
+    for (size_t i = 0; i < k.n; i++)
+        cr_assert(k.mtimes[i] >= now - 600 && k.mtimes[i] <= now + 600, "mtime %lld", (long long)k.mtimes[i]);
+    contract_list("", &k);
+    cr_assert_eq(k.n, 7, "listed %zu keys in all", k.n);
+    cr_assert_eq(contract_keys_has(&k, "meta/repositories/a", NULL), 1);
+    cr_assert_eq(contract_keys_has(&k, "sessions/s1", NULL), 1);
+    cr_assert_eq(contract_keys_has(&k, "repositories/a/_layers/sha256/00/link", NULL), 1);
+    contract_list("sessions/", &k);
+    cr_assert_eq(k.n, 1);
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "meta/repositories/a/b/_t/v1", NULL), 0);
+    contract_list("meta/repositories/a/", &k);
+    cr_assert_eq(k.n, 2, "a deleted key is not listed");
+    contract_keys_clear(&k);
+}
+
+Test(CONTRACT_SUITE, obj_list_stops_when_the_callback_says_so)
+{
+    contract_keys_t k = {.n = 0};
+    char key[64];
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "sessions/s%d", i);
+        cr_assert_eq(berth_storage_obj_put(contract_b, key, "{}", 2, NULL, NULL), 0);
     }
-    cr_assert_eq(berth_storage_record_put(contract_b, ids[1], "{ }", 3), 0); /* a replace is not a new record */
-    cr_assert_eq(berth_storage_record_list(contract_b, contract_list_cb, &l), 0, "%s", berth_error_last());
-    cr_assert_eq(l.n, 3);
-    for (int i = 0; i < 3; i++) {
-        int seen = 0;
-        for (size_t j = 0; j < l.n; j++)
-            seen += strcmp(l.ids[j], ids[i]) == 0;
-        cr_assert_eq(seen, 1, "id %s listed %d times", ids[i], seen);
-    }
+    k.stop_at = 2;
+    cr_assert_eq(berth_storage_obj_list(contract_b, "sessions/", contract_keys_cb, &k), 42);
+    cr_assert_eq(k.n, 2);
+    contract_keys_clear(&k);
 }
 
-Test(CONTRACT_SUITE, record_list_stops_when_the_callback_says_so)
+Test(CONTRACT_SUITE, obj_list_reaches_keys_nested_deeper_than_any_walk_limit)
 {
-    contract_list_t l = {.n = 0, .stop_at = 2};
-    char id[BERTH_ID_LEN];
+    /* A repository name of 255 bytes has up to 128 components; its link
+     * key five more. */
+    char repo[BERTH_NAME_MAX + 1], key[BERTH_OBJ_KEY_MAX + 1], meta[BERTH_OBJ_KEY_MAX + 1];
+    contract_keys_t k = {.n = 0};
+    size_t n = 0;
 
-    for (int i = 0; i < 4; i++) {
-        cr_assert_eq(berth_id_generate(id), 0);
-        cr_assert_eq(berth_storage_record_put(contract_b, id, "{}", 2), 0);
-    }
-    cr_assert_eq(berth_storage_record_list(contract_b, contract_list_cb, &l), 42);
-    cr_assert_eq(l.n, 2);
+    for (int i = 0; i < 127; i++)
+        n += (size_t)snprintf(repo + n, sizeof(repo) - n, "%sa", i == 0 ? "" : "/");
+    cr_assert(berth_name_valid(repo, strlen(repo)));
+    snprintf(key, sizeof(key), "repositories/%s/_layers/sha256/%064d/link", repo, 0);
+    snprintf(meta, sizeof(meta), "meta/%s/_manifests/tags/latest", repo);
+    cr_assert_eq(berth_storage_obj_put(contract_b, key, "deep", 4, NULL, NULL), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_obj_put(contract_b, meta, "deeper", 6, NULL, NULL), 0, "%s", berth_error_last());
+    contract_assert_value(contract_b, key, "deep");
+    contract_list("repositories/", &k);
+    cr_assert_eq(k.n, 1, "listed %zu", k.n);
+    cr_assert_eq(contract_keys_has(&k, key, NULL), 1);
+    contract_list("meta/a/a/a/", &k);
+    cr_assert_eq(contract_keys_has(&k, meta, NULL), 1);
+    contract_list("", &k);
+    cr_assert_eq(k.n, 2);
+    contract_keys_clear(&k);
 }
 
 typedef struct contract_race {
-    char id[BERTH_ID_LEN];
+    berth_storage_t *b;
+    const char *key;
     int writer;
-    volatile int *stop;
+    int count;
     int bad;
+    int conflicts;
 } contract_race_t;
 
-static const char *const contract_versions[] = {
+static const char *const contract_values[] = {
     "A", "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", "CCCCCCCCCCCCCCCCCCCCCCCC"};
 
 static void *contract_race_run(void *arg)
 {
     contract_race_t *r = arg;
 
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < r->count; i++) {
         if (r->writer) {
-            const char *v = contract_versions[(i + r->writer) % 3];
-            if (berth_storage_record_put(contract_b, r->id, v, strlen(v)) != 0)
-                r->bad++;
+            const char *v = contract_values[(i + r->writer) % 3];
+            r->bad += berth_storage_obj_put(r->b, r->key, v, strlen(v), NULL, NULL) != 0;
         } else {
             char *buf = NULL;
             size_t len = 0;
             int whole = 0;
-            if (berth_storage_record_get(contract_b, r->id, &buf, &len) != 0) {
+            if (berth_storage_obj_get(r->b, r->key, &buf, &len, NULL) != 0) {
                 r->bad++;
                 continue;
             }
             for (int k = 0; k < 3; k++)
-                whole |= len == strlen(contract_versions[k]) && memcmp(buf, contract_versions[k], len) == 0;
+                whole |= len == strlen(contract_values[k]) && memcmp(buf, contract_values[k], len) == 0;
             r->bad += !whole;
             free(buf);
         }
@@ -214,161 +650,427 @@ static void *contract_race_run(void *arg)
     return NULL;
 }
 
-Test(CONTRACT_SUITE, concurrent_record_puts_never_show_a_partial_record)
+Test(CONTRACT_SUITE, concurrent_puts_never_show_a_partial_value)
 {
     contract_race_t r[4];
     pthread_t t[4];
-    char id[BERTH_ID_LEN];
 
-    cr_assert_eq(berth_id_generate(id), 0);
-    cr_assert_eq(berth_storage_record_put(contract_b, id, "A", 1), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/race", "A", 1, NULL, NULL), 0);
     for (int i = 0; i < 4; i++) {
-        memset(&r[i], 0, sizeof(r[i]));
-        memcpy(r[i].id, id, BERTH_ID_LEN);
-        r[i].writer = i < 2 ? i + 1 : 0;
+        r[i] = (contract_race_t){.b = contract_b, .key = "sessions/race", .writer = i < 2 ? i + 1 : 0, .count = 100};
         cr_assert_eq(pthread_create(&t[i], NULL, contract_race_run, &r[i]), 0);
     }
     for (int i = 0; i < 4; i++) {
         pthread_join(t[i], NULL);
-        cr_expect_eq(r[i].bad, 0, "thread %d saw %d failures or partial records", i, r[i].bad);
+        cr_expect_eq(r[i].bad, 0, "thread %d saw %d failures or partial values", i, r[i].bad);
     }
 }
 
-/* ---- uploads ----------------------------------------------------------------- */
+/* ---- compare-and-swap ------------------------------------------------------------- */
 
-Test(CONTRACT_SUITE, writes_at_offsets_in_any_order_commit_into_one_blob)
+Test(CONTRACT_SUITE, a_put_if_absent_succeeds_once)
 {
-    static const char data[] = "0123456789abcdefghij";
-    char digest[BERTH_DIGEST_LEN];
-    berth_record_t rec;
+    berth_version_t absent = {.tag = ""}, ver;
 
-    contract_session_new(&rec);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 10, data + 10, 10), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 0, data, 4), 0);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 4, data + 4, 6), 0);
-    rec.offset = 20;
-    berth_sha256_of(data, 20, digest);
-    cr_assert_eq(berth_storage_upload_commit(contract_b, &rec, digest), 0, "%s", berth_error_last());
-    contract_assert_blob(digest, data, 20);
-    cr_assert_eq(berth_storage_upload_remove(contract_b, rec.id, &rec), 0, "%s", berth_error_last());
-    berth_record_clear(&rec);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/once", "first", 5, &absent, &ver), 0, "%s",
+                 berth_error_last());
+    cr_assert_neq(ver.tag[0], '\0');
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/once", "second", 6, &absent, NULL), BERTH_ECONFLICT);
+    contract_assert_value(contract_b, "sessions/once", "first");
 }
 
-Test(CONTRACT_SUITE, a_rewrite_at_the_same_offset_replaces_the_bytes)
+Test(CONTRACT_SUITE, a_put_with_the_version_read_succeeds_and_yields_a_new_one)
 {
-    char digest[BERTH_DIGEST_LEN];
-    berth_record_t rec;
+    berth_version_t v0, v1, v2, got;
 
-    contract_session_new(&rec);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 0, "xxxxyyyy", 8), 0);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 4, "zzzz", 4), 0);
-    rec.offset = 8;
-    berth_sha256_of("xxxxzzzz", 8, digest);
-    cr_assert_eq(berth_storage_upload_commit(contract_b, &rec, digest), 0);
-    contract_assert_blob(digest, "xxxxzzzz", 8);
-    berth_record_clear(&rec);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/cas", "0", 1, NULL, &v0), 0);
+    free(contract_get(contract_b, "meta/cas", NULL, &got));
+    cr_assert_str_eq(got.tag, v0.tag);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/cas", "1", 1, &got, &v1), 0, "%s", berth_error_last());
+    cr_assert_str_neq(v1.tag, v0.tag);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/cas", "2", 1, &v1, &v2), 0, "%s", berth_error_last());
+    cr_assert_str_neq(v2.tag, v1.tag);
+    free(contract_get(contract_b, "meta/cas", NULL, &got));
+    cr_assert_str_eq(got.tag, v2.tag);
+    contract_assert_value(contract_b, "meta/cas", "2");
 }
 
-Test(CONTRACT_SUITE, commit_keeps_only_the_bytes_the_record_claims)
+Test(CONTRACT_SUITE, a_put_may_write_its_new_version_over_the_expected_one)
 {
-    char digest[BERTH_DIGEST_LEN];
-    berth_record_t rec;
+    berth_version_t ver, got;
 
-    /* A chunk stored whose record never made it: bytes past the offset. */
-    contract_session_new(&rec);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 0, "claimed|unclaimed tail", 22), 0);
-    rec.offset = 7;
+    /* A caller keeping the version of what it last wrote. */
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/mine", "1", 1, NULL, &ver), 0);
+    for (int i = 2; i <= 4; i++) {
+        char text[4];
+        snprintf(text, sizeof(text), "%d", i);
+        cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/mine", text, 1, &ver, &ver), 0, "put %d: %s", i,
+                     berth_error_last());
+    }
+    free(contract_get(contract_b, "sessions/mine", NULL, &got));
+    cr_assert_str_eq(got.tag, ver.tag);
+    contract_assert_value(contract_b, "sessions/mine", "4");
+}
+
+Test(CONTRACT_SUITE, a_put_with_a_stale_version_conflicts_and_changes_nothing)
+{
+    berth_version_t v0, v1, now;
+
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/stale", "old", 3, NULL, &v0), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/stale", "new", 3, &v0, &v1), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/stale", "lost", 4, &v0, NULL), BERTH_ECONFLICT);
+    free(contract_get(contract_b, "sessions/stale", NULL, &now));
+    cr_assert_str_eq(now.tag, v1.tag, "a failed put changes no version");
+    contract_assert_value(contract_b, "sessions/stale", "new");
+    /* Once deleted, no version matches. */
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "sessions/stale", NULL), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "sessions/stale", "back", 4, &v1, NULL), BERTH_ECONFLICT);
+}
+
+Test(CONTRACT_SUITE, a_delete_with_a_stale_version_conflicts)
+{
+    berth_version_t v0, v1, absent = {.tag = ""};
+
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/del", "a", 1, NULL, &v0), 0);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/del", "b", 1, NULL, &v1), 0);
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "meta/del", &v0), BERTH_ECONFLICT);
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "meta/del", &absent), BERTH_ECONFLICT);
+    contract_assert_value(contract_b, "meta/del", "b");
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "meta/del", &v1), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_obj_delete(contract_b, "meta/del", &v1), BERTH_ENOTFOUND);
+}
+
+static void *contract_increment_run(void *arg)
+{
+    contract_race_t *r = arg;
+
+    for (int i = 0; i < r->count; i++)
+        r->bad += contract_increment(r->b, r->key, &r->conflicts) != 0;
+    return NULL;
+}
+
+Test(CONTRACT_SUITE, racing_conditional_increments_lose_none)
+{
+    enum { THREADS = 4, EACH = 25 };
+    contract_race_t r[THREADS];
+    pthread_t t[THREADS];
+    char want[16];
+
+    for (int i = 0; i < THREADS; i++) {
+        r[i] = (contract_race_t){.b = contract_b, .key = "sessions/counter", .count = EACH};
+        cr_assert_eq(pthread_create(&t[i], NULL, contract_increment_run, &r[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect_eq(r[i].bad, 0, "thread %d: %d increments failed", i, r[i].bad);
+    }
+    snprintf(want, sizeof(want), "%d", THREADS * EACH);
+    contract_assert_value(contract_b, "sessions/counter", want);
+}
+
+/* ---- session data: append layouts ------------------------------------------------- */
+
+Test(CONTRACT_SUITE, appended_pieces_read_back_and_commit_into_a_blob)
+{
+    static const char text[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    char id[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN], *state = contract_data_new(id, 0, 0);
+    uint64_t off = 0;
+
+    contract_append(id, &state, &off, text, 10, 3);
+    contract_append(id, &state, &off, text + 10, 26, 7);
+    cr_assert_eq(off, 36);
+    contract_assert_data(id, state, 0, text, 36);
+    contract_assert_data(id, state, 12, text + 12, 5);
+    berth_sha256_of(text, 36, digest);
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, 36, digest), 0, "%s", berth_error_last());
+    contract_assert_blob(digest, text, 36);
+    /* The engine crashed before saving its record: the same commit again. */
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, 36, digest), 0, "%s", berth_error_last());
+    contract_assert_blob(digest, text, 36);
+    /* The session's data is gone. */
+    contract_assert_write_gone(id, state, 36, "committed data");
+    cr_assert_eq(berth_storage_data_remove(contract_b, id, state), BERTH_ENOTFOUND);
+    free(state);
+}
+
+Test(CONTRACT_SUITE, a_discarded_write_claims_nothing)
+{
+    char id[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN], *state = contract_data_new(id, 0, 0), *next = NULL;
+    berth_writer_t *w = NULL;
+    uint64_t off = 0, kept = 99;
+
+    contract_append(id, &state, &off, "kept|", 5, 5);
+    cr_assert_eq(berth_storage_data_open(contract_b, id, state, off, 0, &w), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_writer_write(w, "discarded bytes", 15), 0);
+    cr_assert_eq(berth_storage_writer_close(w, 0, &kept, &next), 0, "%s", berth_error_last());
+    cr_assert_null(next);
+    /* The next write starts where the kept bytes end, over the discarded. */
+    contract_append(id, &state, &off, "then", 4, 4);
+    contract_assert_data(id, state, 0, "kept|then", 9);
+    berth_sha256_of("kept|then", 9, digest);
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, 9, digest), 0, "%s", berth_error_last());
+    contract_assert_blob(digest, "kept|then", 9);
+    free(state);
+}
+
+Test(CONTRACT_SUITE, large_appends_in_many_pieces_are_byte_exact)
+{
+    size_t len = 2 * CONTRACT_UNIT + 12345;
+    unsigned char *data = contract_bytes(len, 3);
+    char id[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN], *state = contract_data_new(id, 0, 0);
+    uint64_t off = 0;
+
+    contract_append(id, &state, &off, data, 300 * 1024 + 7, 64 * 1024 + 1);
+    contract_append(id, &state, &off, data + off, len - off, 1024 * 1024);
+    cr_assert_eq(off, len);
+    berth_sha256_of(data, len, digest);
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, len, digest), 0, "%s", berth_error_last());
+    contract_assert_blob(digest, data, len);
+    free(state);
+    free(data);
+}
+
+Test(CONTRACT_SUITE, commit_keeps_only_the_bytes_it_is_given)
+{
+    char id[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN], *state = contract_data_new(id, 0, 0);
+    uint64_t off = 0;
+
+    /* A write stored whose record never made it: bytes past the size. */
+    contract_append(id, &state, &off, "claimed|unclaimed tail", 22, 22);
     berth_sha256_of("claimed", 7, digest);
-    cr_assert_eq(berth_storage_upload_commit(contract_b, &rec, digest), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, 7, digest), 0, "%s", berth_error_last());
     contract_assert_blob(digest, "claimed", 7);
-    berth_record_clear(&rec);
+    free(state);
 }
 
-Test(CONTRACT_SUITE, commit_of_an_empty_session_makes_an_empty_blob)
+Test(CONTRACT_SUITE, commit_of_empty_data_makes_an_empty_blob)
 {
-    char digest[BERTH_DIGEST_LEN];
-    berth_record_t rec;
+    char id[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN], *state = contract_data_new(id, 0, 0);
 
-    contract_session_new(&rec);
     berth_sha256_of("", 0, digest);
-    cr_assert_eq(berth_storage_upload_commit(contract_b, &rec, digest), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, 0, digest), 0, "%s", berth_error_last());
     contract_assert_blob(digest, "", 0);
-    berth_record_clear(&rec);
+    free(state);
 }
 
 Test(CONTRACT_SUITE, commit_onto_an_existing_blob_keeps_it_and_drops_the_session_bytes)
 {
-    char digest[BERTH_DIGEST_LEN];
-    berth_record_t a, b;
+    char a[BERTH_ID_LEN], b[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN];
+    char *sa = contract_data_new(a, 0, 0), *sb = contract_data_new(b, 0, 0);
+    uint64_t oa = 0, ob = 0;
 
     berth_sha256_of("same", 4, digest);
-    contract_session_new(&a);
-    contract_session_new(&b);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &a, 0, "same", 4), 0);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &b, 0, "same", 4), 0);
-    a.offset = b.offset = 4;
-    cr_assert_eq(berth_storage_upload_commit(contract_b, &a, digest), 0);
-    cr_assert_eq(berth_storage_upload_commit(contract_b, &b, digest), 0, "%s", berth_error_last());
+    contract_append(a, &sa, &oa, "same", 4, 4);
+    contract_append(b, &sb, &ob, "same", 4, 4);
+    cr_assert_eq(berth_storage_data_commit(contract_b, a, sa, 4, digest), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_data_commit(contract_b, b, sb, 4, digest), 0, "%s", berth_error_last());
     contract_assert_blob(digest, "same", 4);
-    /* The session's data is gone; its record stays until removed. */
-    cr_assert_eq(berth_storage_upload_write(contract_b, &b, 0, "x", 1), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_upload_remove(contract_b, b.id, &b), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_upload_remove(contract_b, a.id, &a), 0, "%s", berth_error_last());
+    contract_assert_write_gone(b, sb, 4, "the session's data is gone");
+    cr_assert_eq(berth_storage_data_commit(contract_b, b, sb, 4, digest), 0, "a repeated commit answers 0");
     contract_assert_blob(digest, "same", 4);
-    berth_record_clear(&a);
-    berth_record_clear(&b);
+    free(sa);
+    free(sb);
 }
 
-Test(CONTRACT_SUITE, upload_remove_drops_data_and_record)
+Test(CONTRACT_SUITE, data_remove_frees_the_data_once)
 {
-    berth_record_t rec;
-    char *buf = NULL;
-    size_t len = 0;
+    char id[BERTH_ID_LEN], *state = contract_data_new(id, 0, 0);
+    uint64_t off = 0;
 
-    contract_session_new(&rec);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 0, "bytes", 5), 0);
-    cr_assert_eq(berth_storage_upload_remove(contract_b, rec.id, &rec), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_record_get(contract_b, rec.id, &buf, &len), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 0, "x", 1), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_upload_remove(contract_b, rec.id, &rec), BERTH_ENOTFOUND);
-    berth_record_clear(&rec);
+    contract_append(id, &state, &off, "bytes", 5, 5);
+    cr_assert_eq(berth_storage_data_remove(contract_b, id, state), 0, "%s", berth_error_last());
+    contract_assert_write_gone(id, state, 5, "removed data");
+    cr_assert_eq(berth_storage_data_remove(contract_b, id, state), BERTH_ENOTFOUND);
+    free(state);
 }
 
-Test(CONTRACT_SUITE, upload_remove_without_a_readable_record_still_removes)
+Test(CONTRACT_SUITE, data_remove_without_a_state_still_removes)
 {
-    berth_record_t rec;
-    contract_list_t l = {.n = 0};
+    char id[BERTH_ID_LEN], *state = contract_data_new(id, 0, 0);
+    uint64_t off = 0;
 
-    contract_session_new(&rec);
-    cr_assert_eq(berth_storage_record_put(contract_b, rec.id, "garbage", 7), 0);
-    cr_assert_eq(berth_storage_upload_remove(contract_b, rec.id, NULL), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_record_list(contract_b, contract_list_cb, &l), 0);
-    cr_assert_eq(l.n, 0);
-    berth_record_clear(&rec);
+    contract_append(id, &state, &off, "orphan", 6, 6);
+    cr_assert_eq(berth_storage_data_remove(contract_b, id, NULL), 0, "%s", berth_error_last());
+    contract_assert_write_gone(id, state, 6, "data removed without a state");
+    free(state);
 }
 
-Test(CONTRACT_SUITE, upload_remove_of_an_unknown_session_is_not_found)
+Test(CONTRACT_SUITE, data_remove_of_unknown_data_is_not_found)
 {
     char id[BERTH_ID_LEN];
 
     cr_assert_eq(berth_id_generate(id), 0);
-    cr_assert_eq(berth_storage_upload_remove(contract_b, id, NULL), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_storage_data_remove(contract_b, id, NULL), BERTH_ENOTFOUND);
 }
 
-/* ---- blobs ------------------------------------------------------------------- */
-
-static void contract_blob_make(const char *data, size_t len, char digest[BERTH_DIGEST_LEN])
+Test(CONTRACT_SUITE, data_remove_with_a_state_from_before_commit_keeps_the_blob)
 {
-    berth_record_t rec;
+    char id[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN], *state = contract_data_new(id, 0, 0), *before;
+    uint64_t off = 0;
 
-    contract_session_new(&rec);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 0, data, len), 0);
-    rec.offset = len;
-    berth_sha256_of(data, len, digest);
-    cr_assert_eq(berth_storage_upload_commit(contract_b, &rec, digest), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_upload_remove(contract_b, rec.id, &rec), 0);
-    berth_record_clear(&rec);
+    contract_append(id, &state, &off, "precious", 8, 8);
+    before = state != NULL ? strdup(state) : NULL;
+    berth_sha256_of("precious", 8, digest);
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, 8, digest), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_data_remove(contract_b, id, before), BERTH_ENOTFOUND, "%s", berth_error_last());
+    contract_assert_blob(digest, "precious", 8);
+    free(before);
+    free(state);
 }
+
+typedef struct contract_ids {
+    char ids[8][BERTH_ID_LEN];
+    int64_t mtimes[8];
+    size_t n;
+} contract_ids_t;
+
+static int contract_ids_cb(void *ctx, const char *id, int64_t mtime)
+{
+    contract_ids_t *l = ctx;
+
+    if (l->n < 8) {
+        snprintf(l->ids[l->n], BERTH_ID_LEN, "%s", id);
+        l->mtimes[l->n] = mtime;
+    }
+    l->n++;
+    return 0;
+}
+
+static int contract_ids_has(const contract_ids_t *l, const char *id)
+{
+    int found = 0;
+
+    for (size_t i = 0; i < l->n && i < 8; i++)
+        found += strcmp(l->ids[i], id) == 0;
+    return found;
+}
+
+Test(CONTRACT_SUITE, data_list_names_every_session_with_data)
+{
+    char a[BERTH_ID_LEN], b[BERTH_ID_LEN], c[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN];
+    char *sa = contract_data_new(a, 0, 0), *sb = contract_data_new(b, CONTRACT_UNIT, 2), *sc;
+    contract_ids_t l = {.n = 0};
+    int64_t now = (int64_t)time(NULL);
+    uint64_t off = 0;
+
+    sc = contract_data_new(c, 0, 0);
+    contract_append(a, &sa, &off, "a", 1, 1);
+    cr_assert_eq(berth_storage_data_list(contract_b, contract_ids_cb, &l), 0, "%s", berth_error_last());
+    cr_assert_eq(l.n, 3, "listed %zu sessions", l.n);
+    cr_assert_eq(contract_ids_has(&l, a), 1);
+    cr_assert_eq(contract_ids_has(&l, b), 1, "created data counts, written or not");
+    for (size_t i = 0; i < 3; i++)
+        cr_assert(l.mtimes[i] > 0 && l.mtimes[i] <= now + 600, "mtime %lld", (long long)l.mtimes[i]);
+    cr_assert_eq(berth_storage_data_remove(contract_b, b, sb), 0);
+    berth_sha256_of("", 0, digest);
+    cr_assert_eq(berth_storage_data_commit(contract_b, c, sc, 0, digest), 0);
+    l.n = 0;
+    cr_assert_eq(berth_storage_data_list(contract_b, contract_ids_cb, &l), 0);
+    cr_assert_eq(l.n, 1, "removed and committed data are not listed");
+    cr_assert_str_eq(l.ids[0], a);
+    free(sa);
+    free(sb);
+    free(sc);
+}
+
+/* ---- session data: unit layouts --------------------------------------------------- */
+
+Test(CONTRACT_SUITE, units_written_out_of_order_and_again_commit_into_one_blob)
+{
+    size_t last = 1000, len = 2 * CONTRACT_UNIT + last;
+    unsigned char *data = contract_bytes(len, 5), *other = contract_bytes(CONTRACT_UNIT, 6);
+    char id[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN], *state = contract_data_new(id, CONTRACT_UNIT, 3);
+
+    contract_unit_write(id, state, 2, data + 2 * CONTRACT_UNIT, last, 4096);
+    contract_unit_write(id, state, 1, other, CONTRACT_UNIT, 1024 * 1024);
+    contract_unit_write(id, state, 0, data, CONTRACT_UNIT, 300 * 1024 + 1);
+    /* The last complete write of a unit wins. */
+    contract_unit_write(id, state, 1, data + CONTRACT_UNIT, CONTRACT_UNIT, 2 * 1024 * 1024);
+    contract_assert_data(id, state, 0, data, len);
+    contract_assert_data(id, state, CONTRACT_UNIT - 10, data + CONTRACT_UNIT - 10, 20);
+    berth_sha256_of(data, len, digest);
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, len, digest), 0, "%s", berth_error_last());
+    contract_assert_blob(digest, data, len);
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, len, digest), 0, "a repeated commit answers 0");
+    free(state);
+    free(data);
+    free(other);
+}
+
+typedef struct contract_unit_job {
+    const char *id, *state;
+    uint64_t k;
+    const unsigned char *buf;
+    size_t len;
+    int err;
+} contract_unit_job_t;
+
+/* No criterion assertions off the main thread: the outcome is returned. */
+static void *contract_unit_run(void *arg)
+{
+    contract_unit_job_t *j = arg;
+    berth_writer_t *w = NULL;
+    uint64_t kept = 0;
+    char *next = NULL;
+    int err;
+
+    if ((err = berth_storage_data_open(contract_b, j->id, j->state, j->k * CONTRACT_UNIT, j->len, &w)) < 0) {
+        j->err = err;
+        return NULL;
+    }
+    for (size_t at = 0; at < j->len && err == 0; at += 256 * 1024 + 3)
+        err = berth_storage_writer_write(w, j->buf + at, j->len - at < 256 * 1024 + 3 ? j->len - at : 256 * 1024 + 3);
+    if (err == 0)
+        err = berth_storage_writer_close(w, 1, &kept, &next);
+    else
+        berth_storage_writer_close(w, 0, NULL, NULL);
+    j->err = err != 0 ? err : kept != j->len || next != NULL ? -100 : 0;
+    free(next);
+    return NULL;
+}
+
+Test(CONTRACT_SUITE, units_written_in_parallel_commit_into_one_blob)
+{
+    enum { UNITS = 4 };
+    size_t len = (UNITS - 1) * CONTRACT_UNIT + 4097;
+    unsigned char *data = contract_bytes(len, 9);
+    char id[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN], *state = contract_data_new(id, CONTRACT_UNIT, UNITS);
+    contract_unit_job_t jobs[UNITS];
+    pthread_t t[UNITS];
+
+    for (int k = 0; k < UNITS; k++) {
+        jobs[k] = (contract_unit_job_t){.id = id, .state = state, .k = (uint64_t)k, .buf = data + k * CONTRACT_UNIT};
+        jobs[k].len = k == UNITS - 1 ? len - k * CONTRACT_UNIT : CONTRACT_UNIT;
+        cr_assert_eq(pthread_create(&t[k], NULL, contract_unit_run, &jobs[k]), 0);
+    }
+    for (int k = 0; k < UNITS; k++) {
+        pthread_join(t[k], NULL);
+        cr_assert_eq(jobs[k].err, 0, "unit %d: %d", k, jobs[k].err);
+    }
+    contract_assert_data(id, state, 0, data, len);
+    berth_sha256_of(data, len, digest);
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, state, len, digest), 0, "%s", berth_error_last());
+    contract_assert_blob(digest, data, len);
+    free(state);
+    free(data);
+}
+
+Test(CONTRACT_SUITE, unit_data_is_removed_whole)
+{
+    unsigned char *data = contract_bytes(CONTRACT_UNIT, 4);
+    char id[BERTH_ID_LEN], *state = contract_data_new(id, CONTRACT_UNIT, 2);
+    contract_ids_t l = {.n = 0};
+
+    contract_unit_write(id, state, 0, data, CONTRACT_UNIT, CONTRACT_UNIT);
+    cr_assert_eq(berth_storage_data_remove(contract_b, id, state), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_storage_data_list(contract_b, contract_ids_cb, &l), 0);
+    cr_assert_eq(l.n, 0);
+    cr_assert_eq(berth_storage_data_remove(contract_b, id, state), BERTH_ENOTFOUND);
+    free(state);
+    free(data);
+}
+
+/* ---- blobs ------------------------------------------------------------------------ */
 
 Test(CONTRACT_SUITE, blob_read_serves_ranges_and_reports_the_end)
 {
@@ -414,178 +1116,10 @@ Test(CONTRACT_SUITE, blob_remove_removes_once)
     contract_assert_blob(digest, "remove me", 9);
 }
 
-/* ---- links ------------------------------------------------------------------- */
-
-Test(CONTRACT_SUITE, links_are_per_repository_and_idempotent)
-{
-    char digest[BERTH_DIGEST_LEN];
-
-    berth_sha256_of("linked", 6, digest);
-    cr_assert_eq(berth_storage_link_get(contract_b, "library/a", digest), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_link_put(contract_b, "library/a", digest), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_link_put(contract_b, "library/a", digest), 0, "a second put succeeds");
-    cr_assert_eq(berth_storage_link_get(contract_b, "library/a", digest), 0);
-    cr_assert_eq(berth_storage_link_get(contract_b, "library/b", digest), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_link_get(contract_b, "library", digest), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_link_remove(contract_b, "library/a", digest), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_link_get(contract_b, "library/a", digest), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_link_remove(contract_b, "library/a", digest), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_link_put(contract_b, "library/a", digest), 0, "a removed link can come back");
-    cr_assert_eq(berth_storage_link_get(contract_b, "library/a", digest), 0);
-}
-
-/* ---- the wrappers' argument checks ------------------------------------------- */
-
-Test(CONTRACT_SUITE, wrappers_reject_names_that_could_escape_the_storage)
-{
-    char digest[BERTH_DIGEST_LEN], *buf = NULL;
-    berth_record_t rec;
-    uint64_t size;
-    size_t len;
-
-    berth_sha256_of("x", 1, digest);
-    cr_assert_eq(berth_storage_record_get(contract_b, "../../etc/passwd", &buf, &len), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_record_put(contract_b, "../x", "{}", 2), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_upload_remove(contract_b, "", NULL), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_blob_stat(contract_b, "sha256:../../x", &size), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_blob_stat(contract_b, "sha512:00", &size), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_link_put(contract_b, "../evil", digest), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_link_put(contract_b, "Upper/Case", digest), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_link_get(contract_b, "ok", NULL), BERTH_EINVALID);
-    contract_session_new(&rec);
-    cr_assert_eq(berth_storage_upload_commit(contract_b, &rec, "sha256:abc"), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_upload_write(contract_b, NULL, 0, "x", 1), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_blob_read(NULL, digest, 0, buf, 0, &len), BERTH_EINVALID);
-    berth_record_clear(&rec);
-}
-
-/* ---- version 3: metadata and listings ------------------------------------------ */
-
-typedef struct contract_keys {
-    char keys[16][BERTH_META_KEY_MAX + 1];
-    size_t n;
-} contract_keys_t;
-
-static int contract_keys_cb(void *ctx, const char *key)
-{
-    contract_keys_t *k = ctx;
-
-    if (k->n < 16)
-        snprintf(k->keys[k->n], sizeof(k->keys[0]), "%s", key);
-    k->n++;
-    return 0;
-}
-
-static int contract_keys_has(const contract_keys_t *k, const char *key)
-{
-    int found = 0;
-
-    for (size_t i = 0; i < k->n && i < 16; i++)
-        found += strcmp(k->keys[i], key) == 0;
-    return found;
-}
-
-Test(CONTRACT_SUITE, meta_put_get_replace_delete)
-{
-    char *buf = NULL;
-    size_t len = 0;
-
-    cr_assert_eq(berth_storage_meta_get(contract_b, "r/a/tags/latest", &buf, &len), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_meta_put(contract_b, "r/a/tags/latest", "a longer first value", 20), 0, "%s",
-                 berth_error_last());
-    cr_assert_eq(berth_storage_meta_put(contract_b, "r/a/tags/latest", "v2", 2), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_meta_get(contract_b, "r/a/tags/latest", &buf, &len), 0, "%s", berth_error_last());
-    cr_assert_eq(len, 2, "put replaces the value whole");
-    cr_assert_eq(memcmp(buf, "v2", 2), 0);
-    cr_assert_eq(buf[len], '\0', "values come back NUL-terminated");
-    free(buf);
-    buf = NULL;
-    cr_assert_eq(berth_storage_meta_put(contract_b, "empty", "", 0), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_meta_get(contract_b, "empty", &buf, &len), 0);
-    cr_assert_eq(len, 0);
-    free(buf);
-    cr_assert_eq(berth_storage_meta_delete(contract_b, "r/a/tags/latest"), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_meta_get(contract_b, "r/a/tags/latest", &buf, &len), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_meta_delete(contract_b, "r/a/tags/latest"), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_meta_put(contract_b, "r/a/tags/latest", "v3", 2), 0, "a deleted key can come back");
-}
-
-Test(CONTRACT_SUITE, meta_keys_may_be_prefixes_of_other_keys)
-{
-    char *buf = NULL;
-    size_t len = 0;
-
-    /* Repository "a" and repository "a/b" both have objects. */
-    cr_assert_eq(berth_storage_meta_put(contract_b, "c/a", "1", 1), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_meta_put(contract_b, "c/a/b", "2", 1), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_storage_meta_get(contract_b, "c/a", &buf, &len), 0);
-    cr_assert_eq(buf[0], '1');
-    free(buf);
-    cr_assert_eq(berth_storage_meta_get(contract_b, "c/a/b", &buf, &len), 0);
-    cr_assert_eq(buf[0], '2');
-    free(buf);
-    cr_assert_eq(berth_storage_meta_get(contract_b, "c", &buf, &len), BERTH_ENOTFOUND, "no object at a bare prefix");
-    cr_assert_eq(berth_storage_meta_delete(contract_b, "c/a"), 0);
-    cr_assert_eq(berth_storage_meta_get(contract_b, "c/a/b", &buf, &len), 0, "deleting a/ leaves a/b");
-    free(buf);
-}
-
-Test(CONTRACT_SUITE, meta_list_names_every_key_under_a_prefix_once)
-{
-    contract_keys_t k = {.n = 0};
-
-    cr_assert_eq(berth_storage_meta_list(contract_b, "", contract_keys_cb, &k), 0);
-    cr_assert_eq(k.n, 0, "a new backend lists nothing");
-    cr_assert_eq(berth_storage_meta_list(contract_b, "nothing/here/", contract_keys_cb, &k), 0,
-                 "an empty prefix is not an error");
-    cr_assert_eq(k.n, 0);
-    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/a/_t/v1", "x", 1), 0);
-    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/a/_t/V1.0-rc_1", "x", 1), 0);
-    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/a/b/_t/v1", "x", 1), 0);
-    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/ab/_t/v1", "x", 1), 0);
-    cr_assert_eq(berth_storage_meta_put(contract_b, "other", "x", 1), 0);
-    cr_assert_eq(berth_storage_meta_put(contract_b, "repositories/a/_t/v1", "y", 1), 0, "a replaced key once");
-
-    cr_assert_eq(berth_storage_meta_list(contract_b, "repositories/a/", contract_keys_cb, &k), 0, "%s",
-                 berth_error_last());
-    cr_assert_eq(k.n, 3, "listed %zu keys", k.n);
-    cr_assert_eq(contract_keys_has(&k, "repositories/a/_t/v1"), 1);
-    cr_assert_eq(contract_keys_has(&k, "repositories/a/_t/V1.0-rc_1"), 1);
-    cr_assert_eq(contract_keys_has(&k, "repositories/a/b/_t/v1"), 1, "keys at any depth");
-    k.n = 0;
-    cr_assert_eq(berth_storage_meta_list(contract_b, "", contract_keys_cb, &k), 0);
-    cr_assert_eq(k.n, 5);
-    cr_assert_eq(contract_keys_has(&k, "other"), 1);
-    k.n = 0;
-    cr_assert_eq(berth_storage_meta_delete(contract_b, "repositories/a/b/_t/v1"), 0);
-    cr_assert_eq(berth_storage_meta_list(contract_b, "repositories/a/", contract_keys_cb, &k), 0);
-    cr_assert_eq(k.n, 2, "a deleted key is not listed");
-}
-
-Test(CONTRACT_SUITE, meta_wrappers_reject_bad_keys)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    contract_keys_t k = {.n = 0};
-    static const char *const bad[] = {"", "/a", "a/", "a//b", "a/../b", "..", ".", "a/./b", "a b", "a:b", "a~",
-                                      "a\\b", "\xc3\xa9"};
-
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        cr_assert_eq(berth_storage_meta_put(contract_b, bad[i], "x", 1), BERTH_EINVALID, "accepted \"%s\"", bad[i]);
-        cr_assert_eq(berth_storage_meta_get(contract_b, bad[i], &buf, &len), BERTH_EINVALID);
-        cr_assert_eq(berth_storage_meta_delete(contract_b, bad[i]), BERTH_EINVALID);
-    }
-    cr_assert_eq(berth_storage_meta_list(contract_b, "a", contract_keys_cb, &k), BERTH_EINVALID, "no slash");
-    cr_assert_eq(berth_storage_meta_list(contract_b, "../", contract_keys_cb, &k), BERTH_EINVALID);
-    cr_assert_eq(berth_storage_meta_list(contract_b, "/", contract_keys_cb, &k), BERTH_EINVALID);
-    cr_assert(berth_meta_key_valid("a/..b/c.d/_e-f", 14));
-}
-
 typedef struct contract_blobs {
     char digests[8][BERTH_DIGEST_LEN];
     uint64_t sizes[8];
     int64_t mtimes[8];
-    char repos[8][BERTH_NAME_MAX + 1];
     size_t n;
 } contract_blobs_t;
 
@@ -602,33 +1136,21 @@ static int contract_blobs_cb(void *ctx, const char *digest, uint64_t size, int64
     return 0;
 }
 
-static int contract_links_cb(void *ctx, const char *repo, const char *digest, int64_t mtime)
-{
-    contract_blobs_t *l = ctx;
-
-    if (l->n < 8) {
-        snprintf(l->repos[l->n], sizeof(l->repos[0]), "%s", repo);
-        snprintf(l->digests[l->n], BERTH_DIGEST_LEN, "%s", digest);
-        l->mtimes[l->n] = mtime;
-    }
-    l->n++;
-    return 0;
-}
-
 Test(CONTRACT_SUITE, blob_list_names_committed_blobs_with_size_and_time)
 {
-    char d1[BERTH_DIGEST_LEN], d2[BERTH_DIGEST_LEN];
+    char d1[BERTH_DIGEST_LEN], d2[BERTH_DIGEST_LEN], id[BERTH_ID_LEN], *state;
     contract_blobs_t l = {.n = 0};
-    berth_record_t rec;
     int64_t now = (int64_t)time(NULL);
+    uint64_t off = 0;
 
     cr_assert_eq(berth_storage_blob_list(contract_b, contract_blobs_cb, &l), 0);
     cr_assert_eq(l.n, 0);
     contract_blob_make("first blob", 10, d1);
     contract_blob_make("second", 6, d2);
-    /* An open session's bytes are not a blob. */
-    contract_session_new(&rec);
-    cr_assert_eq(berth_storage_upload_write(contract_b, &rec, 0, "pending", 7), 0);
+    /* Open session data is no blob, nor is an object. */
+    state = contract_data_new(id, 0, 0);
+    contract_append(id, &state, &off, "pending", 7, 7);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/x", "y", 1, NULL, NULL), 0);
     cr_assert_eq(berth_storage_blob_list(contract_b, contract_blobs_cb, &l), 0, "%s", berth_error_last());
     cr_assert_eq(l.n, 2, "listed %zu blobs", l.n);
     for (size_t i = 0; i < 2; i++) {
@@ -642,39 +1164,88 @@ Test(CONTRACT_SUITE, blob_list_names_committed_blobs_with_size_and_time)
     cr_assert_eq(berth_storage_blob_list(contract_b, contract_blobs_cb, &l), 0);
     cr_assert_eq(l.n, 1);
     cr_assert_str_eq(l.digests[0], d2);
-    berth_storage_upload_remove(contract_b, rec.id, &rec);
-    berth_record_clear(&rec);
+    free(state);
 }
 
-Test(CONTRACT_SUITE, link_list_names_every_repository_link)
+Test(CONTRACT_SUITE, blob_url_names_a_url_or_answers_serve_it_yourself)
 {
-    char d1[BERTH_DIGEST_LEN], d2[BERTH_DIGEST_LEN];
-    contract_blobs_t l = {.n = 0};
-    int seen = 0;
+    char digest[BERTH_DIGEST_LEN], url[2048];
+    int rc;
 
-    cr_assert_eq(berth_storage_link_list(contract_b, contract_links_cb, &l), 0);
-    cr_assert_eq(l.n, 0);
-    berth_sha256_of("one", 3, d1);
-    berth_sha256_of("two", 3, d2);
-    cr_assert_eq(berth_storage_link_put(contract_b, "library/a", d1), 0);
-    cr_assert_eq(berth_storage_link_put(contract_b, "library/a", d2), 0);
-    cr_assert_eq(berth_storage_link_put(contract_b, "library", d1), 0);
-    cr_assert_eq(berth_storage_link_put(contract_b, "library/a/deeper", d2), 0);
-    cr_assert_eq(berth_storage_link_list(contract_b, contract_links_cb, &l), 0, "%s", berth_error_last());
-    cr_assert_eq(l.n, 4, "listed %zu links", l.n);
-    for (size_t i = 0; i < 4; i++) {
-        if (strcmp(l.repos[i], "library/a") == 0)
-            seen |= strcmp(l.digests[i], d1) == 0 ? 1 : 2;
-        else if (strcmp(l.repos[i], "library") == 0 && strcmp(l.digests[i], d1) == 0)
-            seen |= 4;
-        else if (strcmp(l.repos[i], "library/a/deeper") == 0 && strcmp(l.digests[i], d2) == 0)
-            seen |= 8;
+    contract_blob_make("served", 6, digest);
+    url[0] = '\0';
+    rc = berth_storage_blob_url(contract_b, digest, url, sizeof(url));
+    cr_assert(rc == 0 || rc == 1, "blob_url: %d (%s)", rc, berth_error_last());
+    cr_assert(rc == 1 || url[0] != '\0', "blob_url answered 0 without a URL");
+}
+
+/* ---- the wrappers' argument checks ------------------------------------------------ */
+
+Test(CONTRACT_SUITE, wrappers_reject_keys_outside_the_grammar)
+{
+    static const char *const bad[] = {"", "/a", "a/", "a//b", "a/../b", "..", ".", "a/./b", "a b", "a:b", "a~",
+                                      "a\\b", "\xc3\xa9", "meta/x~"};
+    char *buf = NULL, key[BERTH_OBJ_KEY_MAX + 2];
+    contract_keys_t k = {.n = 0};
+    size_t len = 0;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(berth_storage_obj_put(contract_b, bad[i], "x", 1, NULL, NULL), BERTH_EINVALID, "accepted \"%s\"",
+                     bad[i]);
+        cr_assert_eq(berth_storage_obj_get(contract_b, bad[i], &buf, &len, NULL), BERTH_EINVALID);
+        cr_assert_eq(berth_storage_obj_delete(contract_b, bad[i], NULL), BERTH_EINVALID);
     }
-    cr_assert_eq(seen, 15, "links seen: %d", seen);
-    cr_assert_eq(berth_storage_link_remove(contract_b, "library/a", d1), 0);
-    l.n = 0;
-    cr_assert_eq(berth_storage_link_list(contract_b, contract_links_cb, &l), 0);
-    cr_assert_eq(l.n, 3, "a removed link is not listed");
+    cr_assert_eq(berth_storage_obj_put(contract_b, NULL, "x", 1, NULL, NULL), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_obj_get(contract_b, "a", NULL, &len, NULL), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_obj_list(contract_b, "a", contract_keys_cb, &k), BERTH_EINVALID, "no slash");
+    cr_assert_eq(berth_storage_obj_list(contract_b, "../", contract_keys_cb, &k), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_obj_list(contract_b, "/", contract_keys_cb, &k), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_obj_list(contract_b, "", NULL, &k), BERTH_EINVALID);
+    memset(key, 'k', sizeof(key));
+    key[BERTH_OBJ_KEY_MAX] = '\0';
+    cr_assert(berth_obj_key_valid(key, BERTH_OBJ_KEY_MAX));
+    cr_assert(!berth_obj_key_valid(key, BERTH_OBJ_KEY_MAX + 1));
+    cr_assert(berth_obj_key_valid("a/..b/c.d/_e-f", 14));
+}
+
+Test(CONTRACT_SUITE, wrappers_reject_ids_digests_and_missing_arguments)
+{
+    berth_layout_t append = {.unit = 0}, bad_layout = {.unit = 10, .units = 0};
+    char id[BERTH_ID_LEN], digest[BERTH_DIGEST_LEN], *state = NULL, buf[4];
+    berth_writer_t *w = NULL;
+    uint64_t size;
+    size_t got;
+
+    cr_assert_eq(berth_id_generate(id), 0);
+    berth_sha256_of("x", 1, digest);
+    cr_assert_eq(berth_storage_data_create(contract_b, "../../etc", &append, &state), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_data_create(contract_b, id, NULL, &state), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_data_create(contract_b, id, &bad_layout, &state), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_data_create(contract_b, id, &append, NULL), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_data_open(contract_b, "x", NULL, 0, 0, &w), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_data_read(contract_b, id, NULL, 0, buf, sizeof(buf), NULL), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_data_commit(contract_b, id, NULL, 0, "sha256:abc"), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_data_remove(contract_b, "", NULL), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_writer_write(NULL, "x", 1), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_writer_close(NULL, 1, &size, &state), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_blob_stat(contract_b, "sha256:../../x", &size), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_blob_stat(contract_b, "sha512:00", &size), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_blob_read(NULL, digest, 0, buf, 0, &got), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_blob_url(contract_b, digest, NULL, 10), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_data_list(contract_b, NULL, NULL), BERTH_EINVALID);
+    cr_assert_eq(berth_storage_blob_list(contract_b, NULL, NULL), BERTH_EINVALID);
+}
+
+Test(CONTRACT_SUITE, a_value_over_the_limit_is_refused)
+{
+    char *big = calloc(1, BERTH_OBJ_VALUE_MAX + 1), *buf = NULL;
+    size_t len;
+
+    cr_assert_not_null(big);
+    cr_assert_eq(berth_storage_obj_put(contract_b, "meta/big", big, BERTH_OBJ_VALUE_MAX + 1, NULL, NULL),
+                 BERTH_ETOOLARGE);
+    cr_assert_eq(berth_storage_obj_get(contract_b, "meta/big", &buf, &len, NULL), BERTH_ENOTFOUND);
+    free(big);
 }
 
 #endif

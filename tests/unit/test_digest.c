@@ -214,23 +214,29 @@ Test(digest, hashing_beside_other_work_equals_one_shot)
     size_t max = sizes[sizeof(sizes) / sizeof(sizes[0]) - 1];
     unsigned char *buf = malloc(max + 10);
 
+    berth_workq_t *pool = NULL;
+
     cr_assert_not_null(buf);
+    cr_assert_eq(berth_workq_new(&pool, 2), 0);
     for (size_t i = 0; i < max + 10; i++)
         buf[i] = (unsigned char)rng();
-    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    /* Each size inline (no pool) and on the pool. */
+    for (size_t i = 0; i < 2 * (sizeof(sizes) / sizeof(sizes[0])); i++) {
+        size_t k = i % (sizeof(sizes) / sizeof(sizes[0]));
         char want[BERTH_DIGEST_LEN], got[BERTH_DIGEST_LEN];
         berth_sha256_t h;
         berth_sha256_job_t job;
 
-        berth_sha256_of(buf, 10 + sizes[i], want);
+        berth_sha256_of(buf, 10 + sizes[k], want);
         berth_sha256_init(&h);
         berth_sha256_update(&h, buf, 10);
-        berth_sha256_update_start(&job, &h, buf + 10, sizes[i]);
+        berth_sha256_update_start(&job, i < sizeof(sizes) / sizeof(sizes[0]) ? NULL : pool, &h, buf + 10, sizes[k]);
         berth_sha256_update_wait(&job);
         berth_sha256_digest(&h, got);
-        cr_assert_str_eq(got, want, "size %zu", sizes[i]);
-        cr_assert_eq(berth_sha256_length(&h), 10 + sizes[i]);
+        cr_assert_str_eq(got, want, "size %zu", sizes[k]);
+        cr_assert_eq(berth_sha256_length(&h), 10 + sizes[k]);
     }
+    berth_workq_free(pool);
     free(buf);
 }
 

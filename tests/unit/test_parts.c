@@ -1,8 +1,13 @@
 /*
  * Part sessions: the part-number sets (compact ranges against a naive
- * model, updates), the part record's round trip, and the engine over the
- * filesystem backend (order, concurrency, rewrites, hashing, completion,
- * failures, restarts, owners, expiry).
+ * model, updates), the part record's round trip, and the engine
+ * (core/engine.h) over the filesystem backend (order, concurrency,
+ * rewrites, hashing, completion, failures, restarts, owners, expiry).
+ * Streamed part writes and claims: test_engine_write.c, test_engine_claim.c.
+ *
+ * Input the HTTP layer validates (malformed repository names, digests,
+ * owners, session ids, part numbers) never reaches the engine and is tested
+ * at that boundary (test_http_route.c).
  */
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -13,11 +18,10 @@
 #include <time.h>
 
 #include "core/digest.h"
+#include "core/engine.h"
 #include "core/error.h"
-#include "core/parts.h"
 #include "core/range.h"
 #include "core/record.h"
-#include "core/session.h"
 #include "core/validate.h"
 #include "storage/fs/fs.h"
 #include "storage/storage.h"
@@ -235,32 +239,27 @@ Test(parts_record, decode_rejects_inconsistent_part_records)
 static char root[64];
 static berth_storage_t *st;
 static berth_engine_t *eng;
-static berth_parts_t *parts;
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     return remove(path);
 }
 
-static void open_all(int hasher)
+static void open_all(int hash_threads)
 {
     berth_fs_options_t fo = {.root = root, .sync = BERTH_SYNC_COMMIT};
     berth_engine_options_t eo;
-    berth_parts_options_t po;
 
     cr_assert_eq(berth_storage_fs_new(&st, &fo), 0, "%s", berth_error_last());
-    eo = (berth_engine_options_t){.storage = st, .ttl_s = TTL};
-    cr_assert_eq(berth_engine_new(&eng, &eo), 0);
-    po = (berth_parts_options_t){.engine = eng, .storage = st, .max_part_size = 64 << 20, .hasher = hasher};
-    cr_assert_eq(berth_parts_new(&parts, &po), 0, "%s", berth_error_last());
+    eo = (berth_engine_options_t){.storage = st, .ttl_s = TTL, .max_part_size = 64 << 20, .hash_threads = hash_threads};
+    cr_assert_eq(berth_engine_new(&eng, &eo), 0, "%s", berth_error_last());
 }
 
 static void close_all(void)
 {
-    berth_parts_free(parts);
     berth_engine_free(eng);
     berth_storage_free(st);
-    parts = NULL, eng = NULL, st = NULL;
+    eng = NULL, st = NULL;
 }
 
 static void setup(void)
@@ -282,10 +281,11 @@ TestSuite(parts, .init = setup, .fini = teardown);
 
 static void create(berth_record_t *rec, uint64_t n, uint64_t ps, uint64_t total, const char *repo, const char *digest)
 {
-    berth_parts_spec_t spec = {.total_parts = n, .part_size = ps, .total_size = total, .repository = repo,
-                               .digest = digest, .owner = "alice"};
+    berth_parts_spec_t spec = {
+        .total_parts = n, .part_size = ps, .total_size = total, .repository = repo, .digest = digest, .owner = "alice"};
     berth_record_init(rec);
-    cr_assert_eq(berth_parts_create(parts, &spec, rec), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_parts_create(eng, &spec, rec), 0, "%s", berth_error_last());
+    cr_assert_eq(rec->kind, BERTH_SESSION_PARTS);
     cr_assert_eq(rec->status, BERTH_STATUS_INIT);
 }
 
@@ -295,7 +295,7 @@ static int put(const char *id, uint64_t n, const void *buf, size_t len)
     int r;
 
     berth_record_init(&out);
-    r = berth_parts_put(parts, "alice", id, n, buf, len, NULL, &out);
+    r = berth_parts_put(eng, "alice", id, n, buf, len, NULL, &out);
     berth_record_clear(&out);
     return r;
 }
@@ -306,7 +306,7 @@ static char *received(const char *id, uint64_t *hashed, berth_session_status_t *
     char *f = NULL;
 
     berth_record_init(&rec);
-    cr_assert_eq(berth_parts_status(parts, "alice", id, &rec), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_parts_status(eng, "alice", id, 0, &rec, NULL), 0, "%s", berth_error_last());
     cr_assert_eq(berth_rangeset_format(&rec.received, &f), 0);
     if (hashed != NULL)
         *hashed = berth_sha256_length(&rec.hash);
@@ -333,6 +333,46 @@ static unsigned char *random_bytes(size_t n, unsigned seed)
     return b;
 }
 
+static void record_key(char key[BERTH_OBJ_KEY_MAX], const char *id)
+{
+    snprintf(key, BERTH_OBJ_KEY_MAX, "sessions/%s", id);
+}
+
+typedef struct find_data {
+    const char *id;
+    int found;
+} find_data_t;
+
+static int find_data_cb(void *ctx, const char *id, int64_t mtime)
+{
+    find_data_t *f = ctx;
+    f->found += strcmp(f->id, id) == 0;
+    return 0;
+}
+
+/* 1 when session `id` still has data in the store. */
+static int has_data(const char *id)
+{
+    find_data_t f = {id, 0};
+
+    cr_assert_eq(berth_storage_data_list(st, find_data_cb, &f), 0, "%s", berth_error_last());
+    return f.found != 0;
+}
+
+static int count_data_cb(void *ctx, const char *id, int64_t mtime)
+{
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static size_t data_count(void)
+{
+    size_t n = 0;
+
+    cr_assert_eq(berth_storage_data_list(st, count_data_cb, &n), 0, "%s", berth_error_last());
+    return n;
+}
+
 Test(parts, create_checks_the_layout)
 {
     berth_parts_spec_t bad[] = {
@@ -342,15 +382,30 @@ Test(parts, create_checks_the_layout)
         {.total_parts = 4, .part_size = (64 << 20) + 1, .owner = "a"},
         {.total_parts = 4, .part_size = 4, .total_size = 12, .owner = "a"},
         {.total_parts = 4, .part_size = 4, .total_size = 17, .owner = "a"},
-        {.total_parts = 4, .part_size = 4, .repository = "Bad Name", .owner = "a"},
-        {.total_parts = 4, .part_size = 4, .digest = "sha256:abc", .owner = "a"},
-        {.total_parts = 4, .part_size = 4, .owner = NULL},
     };
     berth_record_t rec;
 
     berth_record_init(&rec);
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        cr_assert_eq(berth_parts_create(parts, &bad[i], &rec), BERTH_EINVALID, "spec %zu accepted", i);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(berth_parts_create(eng, &bad[i], &rec), BERTH_EINVALID, "spec %zu accepted", i);
+        cr_assert_neq(berth_error_last()[0], '\0', "spec %zu: no message for the client", i);
+    }
+    berth_record_clear(&rec);
+    cr_assert_eq(data_count(), 0, "a refused session leaves no data behind");
+}
+
+Test(parts, expected_sizes_follow_the_layout)
+{
+    berth_record_t rec;
+
+    create(&rec, 3, 4, 10, NULL, NULL);
+    cr_assert_eq(berth_parts_expected_size(&rec, 1), 4);
+    cr_assert_eq(berth_parts_expected_size(&rec, 2), 4);
+    cr_assert_eq(berth_parts_expected_size(&rec, 3), 2);
+    berth_record_clear(&rec);
+    create(&rec, 3, 4, 0, NULL, NULL);
+    cr_assert_eq(berth_parts_expected_size(&rec, 2), 4);
+    cr_assert_eq(berth_parts_expected_size(&rec, 3), 0, "without a total size the last part may be 1..part_size");
     berth_record_clear(&rec);
 }
 
@@ -360,7 +415,7 @@ Test(parts, in_order_parts_are_hashed_as_they_arrive_and_complete_without_readin
     size_t ps = 1 << 20, n = 6, size = n * ps - 333;
     unsigned char *data = random_bytes(size, 1);
     char digest[BERTH_DIGEST_LEN];
-    uint64_t hashed = 0;
+    uint64_t hashed = 0, bsize = 0;
 
     berth_sha256_of(data, size, digest);
     create(&rec, n, ps, 0, "library/p", digest);
@@ -368,16 +423,16 @@ Test(parts, in_order_parts_are_hashed_as_they_arrive_and_complete_without_readin
         cr_assert_eq(put(rec.id, i, data + (i - 1) * ps, i < n ? ps : size - (n - 1) * ps), BERTH_PARTS_STORED);
     free(received(rec.id, &hashed, NULL));
     cr_assert_eq(hashed, size, "in-order parts leave nothing to hash at completion");
-    /* Nothing is read back: with upload_read failing, completion still works. */
-    berth_storage_fault_reset("upload_read:-6");
+    /* Nothing is read back: with data_read failing, completion still works. */
+    berth_storage_fault_reset("data_read:-6");
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(parts, "alice", rec.id, &out), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
     cr_assert_eq(out.status, BERTH_STATUS_COMPLETE);
     cr_assert_str_eq(out.digest, digest);
     cr_assert_eq(out.offset, size);
-    uint64_t bsize = 0;
     cr_assert_eq(berth_blob_stat(eng, "library/p", digest, &bsize), 0);
     cr_assert_eq(bsize, size);
+    cr_assert_not(has_data(rec.id), "the parts became the blob");
     berth_record_clear(&out);
     berth_record_clear(&rec);
     free(data);
@@ -402,14 +457,15 @@ Test(parts, out_of_order_parts_complete_with_the_right_digest)
     }
     assert_received(rec.id, "1-40");
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(parts, "alice", rec.id, &out), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
     cr_assert_str_eq(out.digest, digest);
+    cr_assert_eq(out.offset, size);
     berth_record_clear(&out);
     berth_record_clear(&rec);
     free(data);
 }
 
-Test(parts, hasher_catches_up_with_parts_that_arrived_early)
+Test(parts, the_hash_catches_up_with_parts_that_arrived_early, .timeout = 60)
 {
     berth_record_t rec, out;
     size_t ps = 65536, n = 40;
@@ -419,24 +475,53 @@ Test(parts, hasher_catches_up_with_parts_that_arrived_early)
     uint64_t hashed = 0;
 
     close_all();
-    open_all(1);
+    open_all(2);
     create(&rec, n, ps, 0, NULL, NULL);
-    /* Part 3 first with other bytes, then replaced: the copy kept in memory
-     * for the hasher must be the new one. */
+    /* Part 3 first with other bytes, then replaced: what gets hashed must be
+     * the new bytes. */
     cr_assert_eq(put(rec.id, 3, old, ps), BERTH_PARTS_STORED);
     for (size_t i = 2; i <= n; i++)
         cr_assert_eq(put(rec.id, i, data + (i - 1) * ps, ps), BERTH_PARTS_STORED);
-    berth_parts_hasher_drain(parts);
     free(received(rec.id, &hashed, NULL));
-    cr_assert_eq(hashed, 0);
+    cr_assert_eq(hashed, 0, "part 1 is missing: nothing can be hashed");
     cr_assert_eq(put(rec.id, 1, data, ps), BERTH_PARTS_STORED);
-    berth_parts_hasher_drain(parts);
-    free(received(rec.id, &hashed, NULL));
-    /* Parts 2..17 came from memory, 18..40 were read back. */
-    cr_assert_eq(hashed, n * ps, "the hasher hashed parts 2..40");
-    berth_storage_fault_reset("upload_read:-6");
+    /* The parts that waited for part 1 are hashed after it, beside the
+     * requests; give that time. */
+    for (int i = 0; i < 500; i++) {
+        free(received(rec.id, &hashed, NULL));
+        if (hashed == n * ps)
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(hashed, n * ps, "the hash covers parts 1..40 before completion (%llu bytes)",
+                 (unsigned long long)hashed);
+    berth_storage_fault_reset("data_read:-6");
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(parts, "alice", rec.id, &out), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
+    berth_sha256_of(data, n * ps, digest);
+    cr_assert_str_eq(out.digest, digest);
+    berth_record_clear(&out);
+    berth_record_clear(&rec);
+    free(data);
+    free(old);
+}
+
+Test(parts, a_part_replaced_after_arriving_early_is_hashed_with_its_new_bytes)
+{
+    berth_record_t rec, out;
+    size_t ps = 4096, n = 8;
+    unsigned char *data = random_bytes(n * ps, 5);
+    unsigned char *old = random_bytes(ps, 6);
+    char digest[BERTH_DIGEST_LEN];
+
+    create(&rec, n, ps, 0, NULL, NULL);
+    cr_assert_eq(put(rec.id, 3, old, ps), BERTH_PARTS_STORED);
+    for (size_t i = n; i >= 2; i--)
+        cr_assert_eq(put(rec.id, i, data + (i - 1) * ps, ps), BERTH_PARTS_STORED);
+    cr_assert_eq(put(rec.id, 1, data, ps), BERTH_PARTS_STORED);
+    berth_record_init(&out);
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
     berth_sha256_of(data, n * ps, digest);
     cr_assert_str_eq(out.digest, digest);
     berth_record_clear(&out);
@@ -457,8 +542,9 @@ Test(parts, identical_resend_is_same_and_different_resend_replaces)
     cr_assert_eq(put(rec.id, 3, "cc", 2), BERTH_PARTS_STORED);
     cr_assert_eq(put(rec.id, 1, "AAAA", 4), BERTH_PARTS_STORED);
     cr_assert_eq(put(rec.id, 3, "CCC", 3), BERTH_PARTS_STORED); /* the last part may change size */
+    cr_assert_eq(put(rec.id, 3, "CCC", 3), BERTH_PARTS_SAME);
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(parts, "alice", rec.id, &out), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
     berth_sha256_of("AAAAbbbbCCC", 11, digest);
     cr_assert_str_eq(out.digest, digest);
     cr_assert_eq(out.offset, 11);
@@ -473,16 +559,16 @@ Test(parts, bad_parts_leave_the_session_unchanged)
 
     create(&rec, 3, 4, 10, NULL, NULL);
     cr_assert_eq(put(rec.id, 1, "aaaa", 4), BERTH_PARTS_STORED);
-    cr_assert_eq(put(rec.id, 0, "aaaa", 4), BERTH_EINVALID);
     cr_assert_eq(put(rec.id, 4, "aaaa", 4), BERTH_EINVALID);
     cr_assert_eq(put(rec.id, 2, "aaa", 3), BERTH_EINVALID);
     cr_assert_eq(put(rec.id, 3, "aaa", 3), BERTH_EINVALID); /* total_size says 2 */
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_put(parts, "alice", rec.id, 2, "bbbb", 4, sha, &out), BERTH_EDIGEST);
+    cr_assert_eq(berth_parts_put(eng, "alice", rec.id, 2, "bbbb", 4, sha, &out), BERTH_EDIGEST);
     berth_record_clear(&out);
     assert_received(rec.id, "1");
-    cr_assert_eq(berth_parts_complete(parts, "alice", rec.id, &out), BERTH_ERANGE);
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), BERTH_ERANGE);
     cr_assert_eq(out.status, BERTH_STATUS_IN_PROGRESS);
+    cr_assert_eq(berth_rangeset_count(&out.received), 1, "the record says what is missing");
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }
@@ -492,10 +578,13 @@ Test(parts, failed_write_or_record_leaves_no_claim)
     berth_record_t rec;
 
     create(&rec, 3, 4, 0, NULL, NULL);
-    berth_storage_fault_reset("upload_write:-6:1");
+    berth_storage_fault_reset("writer_write:-6:1");
     cr_assert_eq(put(rec.id, 1, "aaaa", 4), BERTH_EIO);
     assert_received(rec.id, "");
-    berth_storage_fault_reset("record_put:-11:1");
+    berth_storage_fault_reset("writer_close:-6:1");
+    cr_assert_eq(put(rec.id, 1, "aaaa", 4), BERTH_EIO);
+    assert_received(rec.id, "");
+    berth_storage_fault_reset("obj_put@sessions/:-11:1");
     cr_assert_eq(put(rec.id, 2, "bbbb", 4), BERTH_ENOSPACE);
     assert_received(rec.id, "");
     berth_storage_fault_reset(NULL);
@@ -506,21 +595,23 @@ Test(parts, failed_write_or_record_leaves_no_claim)
 
 Test(parts, owners_and_unknown_ids)
 {
-    berth_record_t rec, out;
+    berth_record_t rec, out, oci;
 
     create(&rec, 2, 4, 0, NULL, NULL);
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_status(parts, "bob", rec.id, &out), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_parts_put(parts, "bob", rec.id, 1, "aaaa", 4, NULL, &out), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_parts_complete(parts, "bob", rec.id, &out), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_parts_abort(parts, "bob", rec.id, &out), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_parts_status(parts, "alice", "00000000-0000-4000-8000-000000000000", &out), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_parts_status(parts, "alice", "../../etc", &out), BERTH_ENOTFOUND);
-    /* An OCI session is not a part session. */
-    berth_record_t oci;
+    cr_assert_eq(berth_parts_status(eng, "bob", rec.id, 0, &out, NULL), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_parts_put(eng, "bob", rec.id, 1, "aaaa", 4, NULL, &out), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_parts_complete(eng, "bob", rec.id, &out), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_parts_abort(eng, "bob", rec.id, &out), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_parts_status(eng, "alice", "00000000-0000-4000-8000-000000000000", 0, &out, NULL),
+                 BERTH_ENOTFOUND);
+    assert_received(rec.id, "");
+    /* An OCI session is not a part session, and the other way round. */
     berth_record_init(&oci);
     cr_assert_eq(berth_oci_start(eng, "library/x", &oci), 0);
-    cr_assert_eq(berth_parts_status(parts, "alice", oci.id, &out), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_parts_status(eng, "alice", oci.id, 0, &out, NULL), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_parts_put(eng, "alice", oci.id, 1, "aaaa", 4, NULL, &out), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_oci_status(eng, "library/x", rec.id, &out), BERTH_ENOTFOUND);
     berth_record_clear(&oci);
     berth_record_clear(&out);
     berth_record_clear(&rec);
@@ -529,22 +620,51 @@ Test(parts, owners_and_unknown_ids)
 Test(parts, digest_mismatch_fails_and_frees)
 {
     berth_record_t rec, out;
-    char d[BERTH_DIGEST_LEN];
+    char d[BERTH_DIGEST_LEN], actual[BERTH_DIGEST_LEN];
 
     berth_sha256_of("other", 5, d);
+    berth_sha256_of("aaaabb", 6, actual);
     create(&rec, 2, 4, 0, "library/f", d);
     put(rec.id, 1, "aaaa", 4);
     put(rec.id, 2, "bb", 2);
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(parts, "alice", rec.id, &out), BERTH_EDIGEST);
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), BERTH_EDIGEST);
     cr_assert_eq(out.status, BERTH_STATUS_FAILED);
+    cr_assert_str_eq(out.digest, actual, "the failed record says what the content hashed to");
     berth_record_clear(&out);
-    cr_assert_eq(berth_parts_status(parts, "alice", rec.id, &out), 0);
+    cr_assert_eq(berth_parts_status(eng, "alice", rec.id, 0, &out, NULL), 0);
     cr_assert_eq(out.status, BERTH_STATUS_FAILED);
     cr_assert_eq(out.received.n, 0);
     berth_record_clear(&out);
+    cr_assert_not(has_data(rec.id), "the bytes are freed");
+    cr_assert_eq(berth_storage_blob_stat(st, actual, &(uint64_t){0}), BERTH_ENOTFOUND);
     cr_assert_eq(put(rec.id, 1, "aaaa", 4), BERTH_EEXISTS);
-    cr_assert_eq(berth_parts_complete(parts, "alice", rec.id, &out), BERTH_EEXISTS);
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), BERTH_EEXISTS);
+    berth_record_clear(&out);
+    berth_record_clear(&rec);
+}
+
+Test(parts, completing_twice_answers_the_same)
+{
+    berth_record_t rec, out;
+    char d[BERTH_DIGEST_LEN];
+
+    create(&rec, 2, 4, 0, "library/c", NULL);
+    put(rec.id, 1, "aaaa", 4);
+    put(rec.id, 2, "bb", 2);
+    berth_sha256_of("aaaabb", 6, d);
+    berth_record_init(&out);
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
+    cr_assert_str_eq(out.digest, d);
+    berth_record_clear(&out);
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
+    cr_assert_eq(out.status, BERTH_STATUS_COMPLETE);
+    cr_assert_str_eq(out.digest, d);
+    cr_assert_eq(out.offset, 6);
+    berth_record_clear(&out);
+    cr_assert_eq(berth_blob_stat(eng, "library/c", d, &(uint64_t){0}), 0);
+    cr_assert_eq(put(rec.id, 1, "aaaa", 4), BERTH_EEXISTS);
+    cr_assert_eq(berth_parts_abort(eng, "alice", rec.id, &out), BERTH_EEXISTS);
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }
@@ -555,14 +675,18 @@ Test(parts, abort_frees_and_is_idempotent)
 
     create(&rec, 2, 4, 0, NULL, NULL);
     put(rec.id, 1, "aaaa", 4);
+    cr_assert(has_data(rec.id));
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_abort(parts, "alice", rec.id, &out), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_parts_abort(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
     cr_assert_eq(out.status, BERTH_STATUS_ABORTED);
-    cr_assert_eq(berth_parts_abort(parts, "alice", rec.id, &out), 0);
+    cr_assert_eq(berth_parts_abort(eng, "alice", rec.id, &out), 0);
+    cr_assert_eq(berth_parts_abort(eng, "alice", rec.id, NULL), 0);
     cr_assert_eq(put(rec.id, 2, "bb", 2), BERTH_EEXISTS);
-    char buf[8];
-    size_t got = 0;
-    cr_assert_neq(berth_storage_upload_read(st, &out, 0, buf, 4, &got), 0, "the bytes are freed");
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), BERTH_EEXISTS);
+    cr_assert_not(has_data(rec.id), "the bytes are freed");
+    berth_record_clear(&out);
+    cr_assert_eq(berth_parts_status(eng, "alice", rec.id, 0, &out, NULL), 0, "the record stays until purged");
+    cr_assert_eq(out.status, BERTH_STATUS_ABORTED);
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }
@@ -571,6 +695,8 @@ Test(parts, sessions_survive_a_restart)
 {
     berth_record_t rec, out;
     uint64_t hashed = 0;
+    char d[BERTH_DIGEST_LEN];
+    char *f;
 
     create(&rec, 5, 4, 0, NULL, NULL);
     put(rec.id, 1, "aaaa", 4);
@@ -578,15 +704,14 @@ Test(parts, sessions_survive_a_restart)
     put(rec.id, 4, "dddd", 4);
     close_all();
     open_all(0);
-    char *f = received(rec.id, &hashed, NULL);
+    f = received(rec.id, &hashed, NULL);
     cr_assert_str_eq(f, "1-2,4");
     free(f);
     cr_assert_eq(hashed, 8);
     put(rec.id, 3, "cccc", 4);
     put(rec.id, 5, "e", 1);
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(parts, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    char d[BERTH_DIGEST_LEN];
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
     berth_sha256_of("aaaabbbbccccdddde", 17, d);
     cr_assert_str_eq(out.digest, d);
     berth_record_clear(&out);
@@ -595,20 +720,29 @@ Test(parts, sessions_survive_a_restart)
 
 Test(parts, expired_sessions_are_unknown_and_purged)
 {
+    char key[BERTH_OBJ_KEY_MAX];
     berth_record_t rec, out;
     char *buf = NULL;
     size_t len = 0, purged = 0;
 
     create(&rec, 2, 4, 0, NULL, NULL);
+    put(rec.id, 1, "aaaa", 4);
+    /* Back-date the stored record (the one that claims part 1). */
+    record_key(key, rec.id);
+    cr_assert_eq(berth_storage_obj_get(st, key, &buf, &len, NULL), 0, "%s", berth_error_last());
+    cr_assert_eq(berth_record_decode(&rec, buf, len), 0, "%s", berth_error_last());
+    free(buf);
     rec.updated_at -= 2 * TTL;
     cr_assert_eq(berth_record_encode(&rec, &buf, &len), 0);
-    cr_assert_eq(berth_storage_record_put(st, rec.id, buf, len), 0);
+    cr_assert_eq(berth_storage_obj_put(st, key, buf, len, NULL, NULL), 0, "%s", berth_error_last());
     free(buf);
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_status(parts, "alice", rec.id, &out), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_engine_purge(eng, (int64_t)time(NULL), &purged), 0);
+    cr_assert_eq(berth_parts_status(eng, "alice", rec.id, 0, &out, NULL), BERTH_ENOTFOUND);
+    cr_assert_eq(put(rec.id, 2, "bb", 2), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_engine_purge(eng, (int64_t)time(NULL), &purged), 0, "%s", berth_error_last());
     cr_assert_eq(purged, 1);
-    cr_assert_eq(berth_storage_record_get(st, rec.id, &buf, &len), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_storage_obj_get(st, key, &buf, &len, NULL), BERTH_ENOTFOUND);
+    cr_assert_not(has_data(rec.id));
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }
@@ -640,7 +774,7 @@ static void *worker(void *p)
     return NULL;
 }
 
-Test(parts, concurrent_parts_and_same_part_writers_never_mix)
+Test(parts, concurrent_parts_and_same_part_writers_never_mix, .timeout = 120)
 {
     enum { THREADS = 8 };
     berth_record_t rec, out;
@@ -649,9 +783,10 @@ Test(parts, concurrent_parts_and_same_part_writers_never_mix)
     unsigned char *alts[THREADS];
     pthread_t th[THREADS];
     worker_arg_t args[THREADS];
+    int match = 0;
 
     close_all();
-    open_all(1);
+    open_all(2);
     create(&rec, n, ps, 0, NULL, NULL);
     for (int t = 0; t < THREADS; t++) {
         alts[t] = random_bytes(ps, 100 + (unsigned)t);
@@ -667,8 +802,7 @@ Test(parts, concurrent_parts_and_same_part_writers_never_mix)
     for (size_t i = 2; i <= n; i++)
         cr_assert_geq(put(rec.id, i, data + (i - 1) * ps, ps), 0);
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(parts, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    int match = 0;
+    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
     for (int t = 0; t < THREADS; t++) {
         char d[BERTH_DIGEST_LEN];
         memcpy(data, alts[t], ps);
@@ -690,20 +824,48 @@ Test(parts, status_versions_follow_the_stored_record)
 
     create(&rec, 3, 4, 0, NULL, NULL);
     berth_record_init(&out);
-    cr_assert_eq(berth_parts_status_version(parts, "alice", rec.id, 0, &out, &v1), 0);
+    cr_assert_eq(berth_parts_status(eng, "alice", rec.id, 0, &out, &v1), 0);
     cr_assert_neq(v1, 0);
     cr_assert_str_eq(out.id, rec.id);
     berth_record_clear(&out);
     /* Unchanged record, known version: nothing copied. */
-    cr_assert_eq(berth_parts_status_version(parts, "alice", rec.id, v1, &out, &v2), 0);
+    cr_assert_eq(berth_parts_status(eng, "alice", rec.id, v1, &out, &v2), 0);
     cr_assert_eq(v2, v1);
     cr_assert_eq(out.id[0], '\0');
     /* Still checked for its owner every time. */
-    cr_assert_eq(berth_parts_status_version(parts, "bob", rec.id, v1, &out, &v2), BERTH_ENOTFOUND);
+    cr_assert_eq(berth_parts_status(eng, "bob", rec.id, v1, &out, &v2), BERTH_ENOTFOUND);
     cr_assert_eq(put(rec.id, 2, "bbbb", 4), BERTH_PARTS_STORED);
-    cr_assert_eq(berth_parts_status_version(parts, "alice", rec.id, v1, &out, &v3), 0);
+    cr_assert_eq(berth_parts_status(eng, "alice", rec.id, v1, &out, &v3), 0);
     cr_assert_neq(v3, v1);
     cr_assert_eq(berth_rangeset_count(&out.received), 1);
+    berth_record_clear(&out);
+    berth_record_clear(&rec);
+}
+
+Test(parts, status_versions_see_a_record_replaced_by_another_process)
+{
+    char key[BERTH_OBJ_KEY_MAX];
+    berth_record_t rec, out;
+    uint64_t v1 = 0, v2 = 0;
+    char *buf = NULL;
+    size_t len = 0;
+
+    create(&rec, 3, 4, 0, NULL, NULL);
+    berth_record_init(&out);
+    cr_assert_eq(berth_parts_status(eng, "alice", rec.id, 0, &out, &v1), 0);
+    berth_record_clear(&out);
+    /* Another process on the same store changes the record. */
+    record_key(key, rec.id);
+    cr_assert_eq(berth_storage_obj_get(st, key, &buf, &len, NULL), 0);
+    cr_assert_eq(berth_record_decode(&rec, buf, len), 0, "%s", berth_error_last());
+    free(buf);
+    rec.updated_at += 5;
+    cr_assert_eq(berth_record_encode(&rec, &buf, &len), 0);
+    cr_assert_eq(berth_storage_obj_put(st, key, buf, len, NULL, NULL), 0);
+    free(buf);
+    cr_assert_eq(berth_parts_status(eng, "alice", rec.id, v1, &out, &v2), 0);
+    cr_assert_neq(v2, v1, "a cached answer must not hide another process's change");
+    cr_assert_eq(out.updated_at, rec.updated_at);
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }

@@ -15,8 +15,8 @@
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/gc.h"
+#include "core/engine.h"
 #include "core/registry.h"
-#include "core/session.h"
 #include "storage/fs/fs.h"
 #include "storage/storage.h"
 
@@ -56,6 +56,8 @@ static void teardown(void)
 }
 
 TestSuite(registry, .init = setup, .fini = teardown);
+
+static int linked(const char *repo, const char *d);
 
 /* Stores `data` as a blob of `repo`; digest into d. */
 static void blob(const char *repo, const char *data, char d[BERTH_DIGEST_LEN])
@@ -113,6 +115,33 @@ Test(registry, a_pushed_manifest_comes_back_by_tag_and_digest)
     }
     cr_assert_eq(berth_manifest_get(reg, "lib/b", "v1", 0, &m), BERTH_ENOTFOUND, "other repositories see nothing");
     cr_assert_eq(berth_manifest_get(reg, "lib/a", "v2", 0, &m), BERTH_ENOTFOUND);
+}
+
+/* The metadata is storage objects under "meta/", where every berth sharing
+ * the store (and gc) looks for it. */
+Test(registry, metadata_is_kept_as_meta_objects)
+{
+    char d[BERTH_DIGEST_LEN], key[BERTH_OBJ_KEY_MAX], *buf = NULL;
+    size_t len = 0;
+    json_t *rev;
+
+    push_image("lib/a", "v1", "meta", d);
+    cr_assert_eq(berth_storage_obj_get(st, "meta/repositories/lib/a/_manifests/tags/v1", &buf, &len, NULL), 0, "%s",
+                 berth_error_last());
+    cr_assert_eq(len, strlen(d));
+    cr_assert_eq(memcmp(buf, d, len), 0);
+    free(buf);
+    snprintf(key, sizeof(key), "meta/repositories/lib/a/_manifests/revisions/sha256/%s", d + 7);
+    cr_assert_eq(berth_storage_obj_get(st, key, &buf, &len, NULL), 0, "%s", berth_error_last());
+    rev = json_loadb(buf, len, 0, NULL);
+    cr_assert_not_null(rev);
+    cr_assert_str_eq(json_string_value(json_object_get(rev, "mediaType")), BERTH_MT_OCI_MANIFEST);
+    json_decref(rev);
+    free(buf);
+    cr_assert_eq(berth_storage_obj_get(st, "meta/catalog/lib/a", &buf, &len, NULL), 0, "%s", berth_error_last());
+    free(buf);
+    /* The manifest itself is a blob the repository links. */
+    cr_assert(linked("lib/a", d));
 }
 
 Test(registry, validation_names_what_is_wrong)
@@ -381,35 +410,57 @@ Test(registry, gc_removes_only_what_no_manifest_keeps)
     cr_assert_eq(s.blobs_removed + s.links_removed, 0, "a second run finds nothing");
 }
 
-/* Sets the modification time of a file under the root `secs` seconds back. */
-static void age(const char *rel, int64_t secs)
+/* Sets back by `secs` seconds the modification time of every file under
+ * the root whose path contains `what` (and `also`, when not NULL) but not
+ * `not`, wherever the backend lays them out; at least one must match. */
+static const char *age_what, *age_also, *age_not;
+static int64_t age_secs;
+static int age_matched;
+
+static int age_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    char path[512];
     struct timespec ts[2];
 
-    snprintf(path, sizeof(path), "%s/%s", root, rel);
-    ts[0].tv_sec = ts[1].tv_sec = (time_t)((int64_t)time(NULL) - secs);
+    if (flag != FTW_F || strstr(path, age_what) == NULL || (age_also != NULL && strstr(path, age_also) == NULL) ||
+        (age_not != NULL && strstr(path, age_not) != NULL))
+        return 0;
+    ts[0].tv_sec = ts[1].tv_sec = (time_t)((int64_t)time(NULL) - age_secs);
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
     cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0, "utimensat %s", path);
+    age_matched++;
+    return 0;
+}
+
+static void age(const char *what, const char *also, const char *exclude, int64_t secs)
+{
+    age_what = what, age_also = also, age_not = exclude, age_secs = secs, age_matched = 0;
+    cr_assert_eq(nftw(root, age_one, 16, FTW_PHYS), 0);
+    cr_assert_gt(age_matched, 0, "no file under %s holds %s", root, what);
 }
 
 static void age_blob(const char *d, int64_t secs)
 {
-    char rel[256];
-    snprintf(rel, sizeof(rel), "blobs/sha256/%.2s/%s/data", d + 7, d + 7);
-    age(rel, secs);
+    age(d + 7, "blobs", "_layers", secs);
 }
 
 static void age_link(const char *repo, const char *d, int64_t secs)
 {
-    char rel[512];
-    snprintf(rel, sizeof(rel), "repositories/%s/_layers/sha256/%s/link", repo, d + 7);
-    age(rel, secs);
+    char key[BERTH_OBJ_KEY_MAX];
+
+    cr_assert_eq(berth_link_key(key, repo, d), 0);
+    age(key, NULL, NULL, secs);
 }
 
 static int linked(const char *repo, const char *d)
 {
-    return berth_storage_link_get(st, repo, d) == 0;
+    char key[BERTH_OBJ_KEY_MAX], *buf = NULL;
+    size_t len = 0;
+    int err;
+
+    cr_assert_eq(berth_link_key(key, repo, d), 0);
+    err = berth_storage_obj_get(st, key, &buf, &len, NULL);
+    free(buf);
+    return err == 0;
 }
 
 Test(registry, gc_grace_keeps_blobs_a_push_in_flight_just_linked)
@@ -453,19 +504,4 @@ Test(registry, gc_keeps_an_index_and_its_children)
     cr_assert_eq(s.blobs_removed, 0);
     cr_assert(gc_blob_exists(m1));
     cr_assert(gc_blob_exists(out.digest));
-}
-
-Test(registry, registry_needs_a_version_3_backend)
-{
-    berth_storage_t old = {.version = 2, .name = "old"};
-    berth_registry_options_t ro = {.storage = &old, .engine = eng, .manifest_max = 1};
-    berth_gc_options_t go = {.storage = &old};
-    berth_registry_t *r = NULL;
-    char *buf;
-    size_t len;
-
-    cr_assert_eq(berth_registry_new(&r, &ro), BERTH_EINVALID);
-    cr_assert_null(r);
-    cr_assert_eq(berth_gc_run(&go, NULL), BERTH_EINVALID);
-    cr_assert_neq(berth_storage_meta_get(&old, "k", &buf, &len), 0, "wrappers refuse older backends");
 }
