@@ -36,7 +36,7 @@ void berth_progress_init(berth_progress_t *p, berth_progress_mode_t mode, const 
     p->verb = verb;
     p->total = total;
     p->t0 = progress__now();
-    p->last_draw = 0;
+    atomic_init(&p->last_draw, 0);
     p->line_interval_ms = 2000;
     const char *iv = getenv("BERTH_PROGRESS_INTERVAL_MS");
     if (iv != NULL && *iv != '\0')
@@ -163,12 +163,12 @@ static void progress__maybe_draw(berth_progress_t *p)
         return;
     double now = progress__now();
     double gap = p->mode == BERTH_PROGRESS_BAR ? 0.1 : (double)p->line_interval_ms / 1000.0;
-    if (now - p->last_draw < gap)
+    if (now - atomic_load(&p->last_draw) < gap)
         return;
     if (pthread_mutex_trylock(&p->mu) != 0)
         return;
-    if (now - p->last_draw >= gap) {
-        p->last_draw = now;
+    if (now - atomic_load(&p->last_draw) >= gap) {
+        atomic_store(&p->last_draw, now);
         progress__draw(p, 0);
     }
     pthread_mutex_unlock(&p->mu);

@@ -24,7 +24,7 @@ typedef struct berth_progress {
     _Atomic uint64_t resumed_from; /* offset the current run started from */
     _Atomic unsigned retries;
     double t0; /* monotonic seconds at start */
-    double last_draw;
+    _Atomic double last_draw; /* read without the lock to skip it cheaply */
     uint64_t line_interval_ms; /* plain lines: at most one per interval */
     int bar_drawn;
     pthread_mutex_t mu;

@@ -491,6 +491,63 @@ Test(engine_write, a_finish_after_a_failed_piece_never_makes_a_blob_of_other_byt
     berth_record_clear(&rec);
 }
 
+/* A write is opened, fed and ended by whichever worker thread runs each
+ * step of its request. */
+typedef struct hop {
+    berth_write_t *w;
+    const unsigned char *buf;
+    size_t len;
+    const char *digest;
+    int err;
+    berth_record_t out;
+} hop_t;
+
+static void *hop_piece(void *arg)
+{
+    hop_t *h = arg;
+
+    h->err = berth_write_piece(h->w, h->buf, h->len);
+    return NULL;
+}
+
+static void *hop_finish(void *arg)
+{
+    hop_t *h = arg;
+
+    h->err = berth_write_finish(h->w, h->digest, &h->out);
+    return NULL;
+}
+
+Test(engine_write, a_write_may_move_between_threads_from_one_call_to_the_next, .timeout = 60)
+{
+    size_t total = (3 << 20) + 5;
+    unsigned char *data = random_bytes(total, 15);
+    char digest[BERTH_DIGEST_LEN];
+    berth_record_t rec;
+    pthread_t t;
+    hop_t h;
+
+    start(&rec);
+    berth_sha256_of(data, total, digest);
+    h = (hop_t){.w = oci_write(rec.id, body((int64_t)total)), .digest = digest};
+    berth_record_init(&h.out);
+    for (size_t off = 0; off < total; off += 1 << 20) {
+        h.buf = data + off;
+        h.len = total - off < (1 << 20) ? total - off : 1 << 20;
+        cr_assert_eq(pthread_create(&t, NULL, hop_piece, &h), 0);
+        pthread_join(t, NULL);
+        cr_assert_eq(h.err, 0);
+    }
+    cr_assert_eq(pthread_create(&t, NULL, hop_finish, &h), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(h.err, 0);
+    cr_assert_eq(h.out.offset, total);
+    assert_blob(REPO, data, total);
+    berth_record_clear(&h.out);
+    berth_record_clear(&rec);
+    free(data);
+}
+
 /* ---- part writes ------------------------------------------------------------------ */
 
 static void create(berth_record_t *rec, uint64_t n, uint64_t ps, uint64_t total, const char *repo)
