@@ -6,93 +6,12 @@
  * hashing pool on.
  */
 #include <criterion/criterion.h>
-#include <ftw.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include "core/digest.h"
-#include "core/engine.h"
-#include "core/error.h"
-#include "core/record.h"
-#include "storage/fs/fs.h"
-#include "storage/storage.h"
 
 #define REPO "library/stream"
-#define TTL 3600
+#define FIXTURE_HASH_THREADS 2
+#include "engine_fixture.h"
 
-static char root[64];
-static berth_storage_t *st;
-static berth_engine_t *eng;
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static void setup(void)
-{
-    berth_fs_options_t fo = {.root = root, .sync = BERTH_SYNC_COMMIT};
-    berth_engine_options_t eo = {.ttl_s = TTL, .max_part_size = 64 << 20, .hash_threads = 2};
-
-    berth_storage_fault_reset(NULL);
-    snprintf(root, sizeof(root), "/tmp/berth-write-XXXXXX");
-    cr_assert_not_null(mkdtemp(root));
-    cr_assert_eq(berth_storage_fs_new(&st, &fo), 0, "%s", berth_error_last());
-    eo.storage = st;
-    cr_assert_eq(berth_engine_new(&eng, &eo), 0, "%s", berth_error_last());
-}
-
-static void teardown(void)
-{
-    berth_storage_fault_reset(NULL);
-    berth_engine_free(eng);
-    berth_storage_free(st);
-    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(engine_write, .init = setup, .fini = teardown);
-
-static berth_chunk_t body(int64_t len)
-{
-    return (berth_chunk_t){.has_range = 0, .length = len};
-}
-
-static berth_chunk_t ranged(uint64_t first, uint64_t last, int64_t len)
-{
-    return (berth_chunk_t){.has_range = 1, .first = first, .last = last, .length = len};
-}
-
-static unsigned char *random_bytes(size_t n, unsigned seed)
-{
-    unsigned char *b = malloc(n);
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        b[i] = (unsigned char)(seed >> 16);
-    }
-    return b;
-}
-
-static void start(berth_record_t *rec)
-{
-    berth_record_init(rec);
-    cr_assert_eq(berth_oci_start(eng, REPO, rec), 0, "%s", berth_error_last());
-}
-
-/* Opens an OCI write declared as `c`; it must be accepted. */
-static berth_write_t *oci_write(const char *id, berth_chunk_t c)
-{
-    berth_record_t cur;
-    berth_write_t *w = NULL;
-
-    berth_record_init(&cur);
-    cr_assert_eq(berth_oci_write(eng, REPO, id, &c, &w, &cur), 0, "%s", berth_error_last());
-    cr_assert_not_null(w);
-    berth_record_clear(&cur);
-    return w;
-}
+TestSuite(engine_write, .init = fixture_setup, .fini = fixture_teardown);
 
 /* Feeds buf to w in pieces of varying sizes, the first ones tiny. */
 static void pieces(berth_write_t *w, const void *buf, size_t len)
@@ -111,49 +30,43 @@ static void pieces(berth_write_t *w, const void *buf, size_t len)
     }
 }
 
-static uint64_t stored_offset(const char *id)
+/* Feeds w the string `piece`, which the storage fails to take. */
+static void failed_piece(berth_write_t *w, const char *piece)
 {
-    berth_record_t rec;
-    uint64_t off;
-
-    berth_record_init(&rec);
-    cr_assert_eq(berth_oci_status(eng, REPO, id, &rec), 0, "%s", berth_error_last());
-    off = rec.offset;
-    cr_assert_eq(berth_sha256_length(&rec.hash), off, "the record's hash covers exactly its bytes");
-    berth_record_clear(&rec);
-    return off;
+    berth_storage_fault_reset("writer_write:-6:1");
+    cr_assert_eq(berth_write_piece(w, piece, strlen(piece)), BERTH_EIO);
+    berth_storage_fault_reset(NULL);
 }
 
-static void append_ok(const char *id, const void *data, size_t len, uint64_t want_offset)
+/* A session holding "abc", and a write into it, declared as `len` bytes,
+ * that took "de" and then failed to store "fg". */
+static berth_write_t *write_with_a_failed_piece(berth_record_t *rec, int64_t len)
 {
-    berth_chunk_t c = body((int64_t)len);
-    berth_record_t out;
+    berth_write_t *w = write_after_abc(rec, len, "de");
 
-    berth_record_init(&out);
-    cr_assert_eq(berth_oci_append(eng, REPO, id, &c, data, len, &out), 0, "%s", berth_error_last());
-    cr_assert_eq(out.offset, want_offset);
-    berth_record_clear(&out);
+    failed_piece(w, "fg");
+    return w;
 }
 
-/* The blob `repo` sees under the digest of `data` holds exactly `data`. */
-static void assert_blob(const char *repo, const void *data, size_t len)
+/* Writes `len` bytes `data` in pieces as a body declared as `c`, and
+ * finishes the session with them: it becomes the blob of the `wlen` bytes
+ * `whole`. */
+static void write_finish_ok(const char *id, berth_chunk_t c, const void *data, size_t len, const void *whole,
+                            size_t wlen)
 {
     char digest[BERTH_DIGEST_LEN];
-    unsigned char *buf = malloc(len + 1);
-    uint64_t size = 0, off = 0;
+    berth_write_t *w = oci_write(id, c);
+    berth_record_t out;
 
-    berth_sha256_of(data, len, digest);
-    cr_assert_eq(berth_blob_stat(eng, repo, digest, &size), 0, "%s", berth_error_last());
-    cr_assert_eq(size, len);
-    while (off < len) {
-        size_t got = 0;
-        cr_assert_eq(berth_blob_read(eng, digest, off, buf + off, len - off + 1, &got), 0, "%s", berth_error_last());
-        cr_assert_gt(got, 0, "the blob ends at %llu of %zu", (unsigned long long)off, len);
-        off += got;
-    }
-    cr_assert_eq(off, len);
-    cr_assert_eq(memcmp(buf, data, len), 0, "the blob's bytes differ from what was sent");
-    free(buf);
+    pieces(w, data, len);
+    berth_sha256_of(whole, wlen, digest);
+    berth_record_init(&out);
+    cr_assert_eq(berth_write_finish(w, digest, &out), 0, "%s", berth_error_last());
+    cr_assert_eq(out.status, BERTH_STATUS_COMPLETE);
+    cr_assert_eq(out.offset, wlen);
+    cr_assert_str_eq(out.digest, digest);
+    berth_record_clear(&out);
+    assert_blob(REPO, whole, wlen);
 }
 
 /* The session's stored bytes [0, len) are `data` (read as the engine does,
@@ -172,20 +85,6 @@ static void assert_stored(const berth_record_t *rec, const void *data, size_t le
     }
     cr_assert_eq(memcmp(buf, data, len), 0, "the session's bytes differ from what was sent");
     free(buf);
-}
-
-static int count_cb(void *ctx, const char *key, uint64_t size, int64_t mtime)
-{
-    (*(size_t *)ctx)++;
-    return 0;
-}
-
-static size_t stored_sessions(void)
-{
-    size_t n = 0;
-
-    cr_assert_eq(berth_storage_obj_list(st, "sessions/", count_cb, &n), 0);
-    return n;
 }
 
 /* ---- OCI writes ------------------------------------------------------------------- */
@@ -215,14 +114,7 @@ Test(engine_write, pieces_store_exactly_the_bytes_and_the_hash, .timeout = 120)
     cr_assert_eq(stored_offset(rec.id), first);
 
     /* The rest as a chunked body (length unknown), finished at once. */
-    w = oci_write(rec.id, body(-1));
-    pieces(w, data + first, total - first);
-    berth_sha256_of(data, total, digest);
-    cr_assert_eq(berth_write_finish(w, digest, &out), 0, "%s", berth_error_last());
-    cr_assert_eq(out.status, BERTH_STATUS_COMPLETE);
-    cr_assert_eq(out.offset, total);
-    cr_assert_str_eq(out.digest, digest);
-    assert_blob(REPO, data, total);
+    write_finish_ok(rec.id, body(-1), data + first, total - first, data, total);
     cr_assert_eq(berth_oci_status(eng, REPO, rec.id, &out), BERTH_ENOTFOUND);
     cr_assert_eq(stored_sessions(), 0);
     berth_record_clear(&out);
@@ -232,31 +124,22 @@ Test(engine_write, pieces_store_exactly_the_bytes_and_the_hash, .timeout = 120)
 
 Test(engine_write, a_write_of_no_bytes_can_finish_the_session)
 {
-    char digest[BERTH_DIGEST_LEN];
-    berth_record_t rec, out;
-    berth_write_t *w;
+    berth_record_t rec;
 
     start(&rec);
-    append_ok(rec.id, "already here", 12, 12);
-    w = oci_write(rec.id, body(0));
-    berth_sha256_of("already here", 12, digest);
-    berth_record_init(&out);
-    cr_assert_eq(berth_write_finish(w, digest, &out), 0, "%s", berth_error_last());
-    cr_assert_eq(out.offset, 12);
-    assert_blob(REPO, "already here", 12);
-    berth_record_clear(&out);
+    append_ok(rec.id, "already here", 12);
+    write_finish_ok(rec.id, body(0), "", 0, "already here", 12);
     berth_record_clear(&rec);
 }
 
 Test(engine_write, a_body_that_does_not_match_its_declared_range_or_length_records_nothing)
 {
-    char digest[BERTH_DIGEST_LEN];
     berth_record_t rec, out;
     berth_write_t *w;
     int err;
 
     start(&rec);
-    append_ok(rec.id, "abc", 3, 3);
+    append_ok(rec.id, "abc", 3);
     berth_record_init(&out);
 
     /* Content-Range 3-12 and Content-Length 10, but 8 bytes arrive. */
@@ -283,13 +166,9 @@ Test(engine_write, a_body_that_does_not_match_its_declared_range_or_length_recor
     } else {
         cr_assert_eq(berth_write_commit(w, 1, &out), BERTH_ERANGE);
     }
-    cr_assert_eq(stored_offset(rec.id), 3);
 
     /* None of it reached the session's content. */
-    append_ok(rec.id, "defg", 4, 7);
-    berth_sha256_of("abcdefg", 7, digest);
-    cr_assert_eq(berth_oci_finish(eng, REPO, rec.id, digest, NULL, 0, &out), 0, "%s", berth_error_last());
-    assert_blob(REPO, "abcdefg", 7);
+    finish_after(rec.id, "abc", "defg");
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }
@@ -301,7 +180,7 @@ Test(engine_write, a_range_that_does_not_continue_the_session_is_refused_before_
     berth_write_t *w = (berth_write_t *)1;
 
     start(&rec);
-    append_ok(rec.id, "abc", 3, 3);
+    append_ok(rec.id, "abc", 3);
     berth_record_init(&cur);
     c = ranged(4, 6, 3);
     cr_assert_eq(berth_oci_write(eng, REPO, rec.id, &c, &w, &cur), BERTH_ERANGE);
@@ -325,7 +204,6 @@ Test(engine_write, a_cut_body_keeps_the_bytes_that_arrived_and_the_session_resum
     unsigned char *data = random_bytes(total, 12);
     char digest[BERTH_DIGEST_LEN];
     berth_record_t rec, out;
-    berth_chunk_t c;
     berth_write_t *w;
 
     start(&rec);
@@ -345,8 +223,8 @@ Test(engine_write, a_cut_body_keeps_the_bytes_that_arrived_and_the_session_resum
     assert_stored(&out, data, cut);
 
     /* The client asks where to go on, sends the rest, finishes. */
-    c = ranged(cut, total - 1, (int64_t)(total - cut));
-    cr_assert_eq(berth_oci_append(eng, REPO, rec.id, &c, data + cut, total - cut, &out), 0, "%s", berth_error_last());
+    cr_assert_eq(append(eng, rec.id, ranged(cut, total - 1, (int64_t)(total - cut)), data + cut, total - cut, &out), 0,
+                 "%s", berth_error_last());
     cr_assert_eq(out.offset, total);
     berth_sha256_of(data, total, digest);
     cr_assert_eq(berth_oci_finish(eng, REPO, rec.id, digest, NULL, 0, &out), 0, "%s", berth_error_last());
@@ -358,12 +236,11 @@ Test(engine_write, a_cut_body_keeps_the_bytes_that_arrived_and_the_session_resum
 
 Test(engine_write, an_aborted_write_records_nothing_and_releases_the_session)
 {
-    char digest[BERTH_DIGEST_LEN];
     berth_record_t rec;
     berth_write_t *w;
 
     start(&rec);
-    append_ok(rec.id, "abc", 3, 3);
+    append_ok(rec.id, "abc", 3);
     w = oci_write(rec.id, body(5));
     pieces(w, "XYZXY", 5);
     berth_write_abort(w);
@@ -371,12 +248,7 @@ Test(engine_write, an_aborted_write_records_nothing_and_releases_the_session)
     /* An abort before any piece. */
     w = oci_write(rec.id, body(-1));
     berth_write_abort(w);
-    cr_assert_eq(stored_offset(rec.id), 3);
-
-    append_ok(rec.id, "def", 3, 6);
-    berth_sha256_of("abcdef", 6, digest);
-    cr_assert_eq(berth_oci_finish(eng, REPO, rec.id, digest, NULL, 0, &rec), 0, "%s", berth_error_last());
-    assert_blob(REPO, "abcdef", 6);
+    finish_after(rec.id, "abc", "def");
     berth_record_clear(&rec);
 }
 
@@ -385,10 +257,9 @@ Test(engine_write, a_wrong_digest_at_finish_leaves_the_offset_and_a_correct_fini
     char wrong[BERTH_DIGEST_LEN], right[BERTH_DIGEST_LEN];
     berth_record_t rec, out;
     berth_write_t *w;
-    uint64_t size;
 
     start(&rec);
-    append_ok(rec.id, "part one;", 9, 9);
+    append_ok(rec.id, "part one;", 9);
     berth_sha256_of("part one;tail!", 14, wrong);
     berth_sha256_of("part one;tail", 13, right);
     berth_record_init(&out);
@@ -399,15 +270,10 @@ Test(engine_write, a_wrong_digest_at_finish_leaves_the_offset_and_a_correct_fini
     cr_assert_str_eq(out.id, rec.id, "a digest mismatch answers with the session's record");
     cr_assert_eq(out.offset, 9);
     cr_assert_eq(stored_offset(rec.id), 9, "the bytes of a failed finish are not recorded");
-    cr_assert_eq(berth_storage_blob_stat(st, wrong, &size), BERTH_ENOTFOUND);
-    cr_assert_eq(berth_storage_blob_stat(st, right, &size), BERTH_ENOTFOUND);
+    cr_assert_not(blob_exists(wrong));
+    cr_assert_not(blob_exists(right));
 
-    w = oci_write(rec.id, body(4));
-    pieces(w, "tail", 4);
-    cr_assert_eq(berth_write_finish(w, right, &out), 0, "%s", berth_error_last());
-    cr_assert_eq(out.status, BERTH_STATUS_COMPLETE);
-    cr_assert_eq(out.offset, 13);
-    assert_blob(REPO, "part one;tail", 13);
+    write_finish_ok(rec.id, body(4), "tail", 4, "part one;tail", 13);
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }
@@ -417,18 +283,11 @@ Test(engine_write, a_failed_piece_fails_the_write_and_records_nothing)
     berth_record_t rec, out;
     berth_write_t *w;
 
-    start(&rec);
-    append_ok(rec.id, "abc", 3, 3);
-    w = oci_write(rec.id, body(6));
-    cr_assert_eq(berth_write_piece(w, "de", 2), 0);
-    berth_storage_fault_reset("writer_write:-6:1");
-    cr_assert_eq(berth_write_piece(w, "fg", 2), BERTH_EIO);
-    berth_storage_fault_reset(NULL);
+    w = write_with_a_failed_piece(&rec, 6);
     cr_assert_neq(berth_write_piece(w, "hi", 2), 0, "a write whose piece failed takes no more");
     berth_record_init(&out);
     cr_assert_neq(berth_write_commit(w, 1, &out), 0);
-    cr_assert_eq(stored_offset(rec.id), 3);
-    append_ok(rec.id, "def", 3, 6);
+    finish_after(rec.id, "abc", "def");
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }
@@ -437,28 +296,19 @@ Test(engine_write, a_failed_piece_fails_the_write_and_records_nothing)
  * bytes the storage did not take. */
 Test(engine_write, a_cut_commit_after_a_failed_piece_leaves_a_consistent_session)
 {
-    char digest[BERTH_DIGEST_LEN];
     berth_record_t rec, out;
     berth_write_t *w;
     uint64_t off;
 
-    start(&rec);
-    append_ok(rec.id, "abc", 3, 3);
-    w = oci_write(rec.id, body(4));
-    cr_assert_eq(berth_write_piece(w, "de", 2), 0);
-    berth_storage_fault_reset("writer_write:-6:1");
-    cr_assert_eq(berth_write_piece(w, "fg", 2), BERTH_EIO);
-    berth_storage_fault_reset(NULL);
+    w = write_with_a_failed_piece(&rec, 4);
     berth_record_init(&out);
     (void)berth_write_commit(w, 0, &out);
     /* Whatever was recorded ("abc" or "abcde"), the session is readable
      * and its hash covers exactly its bytes. */
     off = stored_offset(rec.id);
     cr_assert(off == 3 || off == 5, "offset %llu", (unsigned long long)off);
-    append_ok(rec.id, "abcdefg" + off, 7 - off, 7);
-    berth_sha256_of("abcdefg", 7, digest);
-    cr_assert_eq(berth_oci_finish(eng, REPO, rec.id, digest, NULL, 0, &out), 0, "%s", berth_error_last());
-    assert_blob(REPO, "abcdefg", 7);
+    append_ok(rec.id, "abcdefg" + off, 7);
+    finish_ok(rec.id, "abcdefg", NULL);
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }
@@ -471,13 +321,7 @@ Test(engine_write, a_finish_after_a_failed_piece_never_makes_a_blob_of_other_byt
     uint64_t size = 0;
     int err;
 
-    start(&rec);
-    append_ok(rec.id, "abc", 3, 3);
-    w = oci_write(rec.id, body(4));
-    cr_assert_eq(berth_write_piece(w, "de", 2), 0);
-    berth_storage_fault_reset("writer_write:-6:1");
-    cr_assert_eq(berth_write_piece(w, "fg", 2), BERTH_EIO);
-    berth_storage_fault_reset(NULL);
+    w = write_with_a_failed_piece(&rec, 4);
     /* The digest of everything the client sent: the storage lacks "fg". */
     berth_sha256_of("abcdefg", 7, digest);
     berth_record_init(&out);
@@ -550,46 +394,6 @@ Test(engine_write, a_write_may_move_between_threads_from_one_call_to_the_next, .
 
 /* ---- part writes ------------------------------------------------------------------ */
 
-static void create(berth_record_t *rec, uint64_t n, uint64_t ps, uint64_t total, const char *repo)
-{
-    berth_parts_spec_t spec = {
-        .total_parts = n, .part_size = ps, .total_size = total, .repository = repo, .owner = "alice"};
-
-    berth_record_init(rec);
-    cr_assert_eq(berth_parts_create(eng, &spec, rec), 0, "%s", berth_error_last());
-}
-
-static berth_write_t *part_write(const char *id, uint64_t n, int64_t length, const unsigned char *sha)
-{
-    berth_record_t cur;
-    berth_write_t *w = NULL;
-
-    berth_record_init(&cur);
-    cr_assert_eq(berth_parts_write(eng, "alice", id, n, length, sha, &w, &cur), 0, "%s", berth_error_last());
-    cr_assert_not_null(w);
-    berth_record_clear(&cur);
-    return w;
-}
-
-static char *parts_received(const char *id)
-{
-    berth_record_t rec;
-    char *f = NULL;
-
-    berth_record_init(&rec);
-    cr_assert_eq(berth_parts_status(eng, "alice", id, 0, &rec, NULL), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_rangeset_format(&rec.received, &f), 0);
-    berth_record_clear(&rec);
-    return f;
-}
-
-static void assert_parts(const char *id, const char *want)
-{
-    char *f = parts_received(id);
-    cr_assert_str_eq(f, want);
-    free(f);
-}
-
 static void sha_of(const void *buf, size_t len, unsigned char out[32])
 {
     char d[BERTH_DIGEST_LEN];
@@ -599,73 +403,72 @@ static void sha_of(const void *buf, size_t len, unsigned char out[32])
         sscanf(d + 7 + 2 * i, "%2hhx", &out[i]);
 }
 
+/* Writes the string `data` in pieces as part n, declared as `length` bytes
+ * (-1: unknown) with the SHA-256 `sha` (may be NULL); what the commit
+ * answers, `ended` saying whether the body arrived whole. */
+static int write_part(const char *id, uint64_t n, int64_t length, const unsigned char *sha, const char *data, int ended)
+{
+    berth_write_t *w = part_write(id, n, length, sha);
+    berth_record_t out;
+    int err;
+
+    pieces(w, data, strlen(data));
+    berth_record_init(&out);
+    err = berth_write_commit(w, ended, &out);
+    berth_record_clear(&out);
+    return err;
+}
+
 Test(engine_write, part_writes_take_pieces_and_check_size_and_digest_at_commit)
 {
     unsigned char sha[32], bad[32] = {0};
-    char digest[BERTH_DIGEST_LEN];
     berth_record_t rec, out;
     berth_write_t *w;
     int err;
 
-    create(&rec, 3, 8, 0, REPO);
-    berth_record_init(&out);
+    create(&rec, 3, 8, 0, REPO, NULL);
 
     /* Part 2, declared, in pieces, with its digest. */
     sha_of("22222222", 8, sha);
-    w = part_write(rec.id, 2, 8, sha);
-    pieces(w, "22222222", 8);
-    cr_assert_eq(berth_write_commit(w, 1, &out), BERTH_PARTS_STORED, "%s", berth_error_last());
-    assert_parts(rec.id, "2");
+    cr_assert_eq(write_part(rec.id, 2, 8, sha, "22222222", 1), BERTH_PARTS_STORED, "%s", berth_error_last());
+    assert_received(rec.id, "2");
 
     /* A digest that does not match: nothing recorded. */
-    w = part_write(rec.id, 1, 8, bad);
-    pieces(w, "11111111", 8);
-    cr_assert_eq(berth_write_commit(w, 1, &out), BERTH_EDIGEST);
-    assert_parts(rec.id, "2");
+    cr_assert_eq(write_part(rec.id, 1, 8, bad, "11111111", 1), BERTH_EDIGEST);
+    assert_received(rec.id, "2");
 
     /* Shorter than declared, or than a part must be: nothing recorded. */
-    w = part_write(rec.id, 1, 8, NULL);
-    pieces(w, "1111", 4);
-    cr_assert_eq(berth_write_commit(w, 1, &out), BERTH_EINVALID);
-    w = part_write(rec.id, 1, -1, NULL);
-    pieces(w, "1111", 4);
-    cr_assert_eq(berth_write_commit(w, 1, &out), BERTH_EINVALID);
-    assert_parts(rec.id, "2");
+    cr_assert_eq(write_part(rec.id, 1, 8, NULL, "1111", 1), BERTH_EINVALID);
+    cr_assert_eq(write_part(rec.id, 1, -1, NULL, "1111", 1), BERTH_EINVALID);
+    assert_received(rec.id, "2");
 
     /* Longer than a part can be: refused by a piece or by the commit. */
     w = part_write(rec.id, 1, -1, NULL);
     err = berth_write_piece(w, "111111111", 9);
+    berth_record_init(&out);
     if (err < 0) {
         cr_assert_eq(err, BERTH_EINVALID, "%s", berth_error_last());
         berth_write_abort(w);
     } else {
         cr_assert_eq(berth_write_commit(w, 1, &out), BERTH_EINVALID);
     }
-    assert_parts(rec.id, "2");
+    assert_received(rec.id, "2");
 
     /* A cut part is not received, whatever arrived of it. */
-    w = part_write(rec.id, 1, 8, NULL);
-    pieces(w, "111111", 6);
-    cr_assert_lt(berth_write_commit(w, 0, &out), 0);
-    assert_parts(rec.id, "2");
+    cr_assert_lt(write_part(rec.id, 1, 8, NULL, "111111", 0), 0);
+    assert_received(rec.id, "2");
     /* Aborted: the same. */
     w = part_write(rec.id, 1, 8, NULL);
     pieces(w, "1111111", 7);
     berth_write_abort(w);
-    assert_parts(rec.id, "2");
+    assert_received(rec.id, "2");
 
     /* The last part of unknown length, chunked. */
-    w = part_write(rec.id, 3, -1, NULL);
-    pieces(w, "333", 3);
-    cr_assert_eq(berth_write_commit(w, 1, &out), BERTH_PARTS_STORED, "%s", berth_error_last());
-    w = part_write(rec.id, 1, 8, NULL);
-    pieces(w, "11111111", 8);
-    cr_assert_eq(berth_write_commit(w, 1, &out), BERTH_PARTS_STORED, "%s", berth_error_last());
-    assert_parts(rec.id, "1-3");
+    cr_assert_eq(write_part(rec.id, 3, -1, NULL, "333", 1), BERTH_PARTS_STORED, "%s", berth_error_last());
+    cr_assert_eq(write_part(rec.id, 1, 8, NULL, "11111111", 1), BERTH_PARTS_STORED, "%s", berth_error_last());
+    assert_received(rec.id, "1-3");
 
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    berth_sha256_of("1111111122222222333", 19, digest);
-    cr_assert_str_eq(out.digest, digest);
+    complete_ok(rec.id, "1111111122222222333", 19);
     assert_blob(REPO, "1111111122222222333", 19);
     berth_record_clear(&out);
     berth_record_clear(&rec);
@@ -676,7 +479,7 @@ Test(engine_write, a_part_write_refuses_what_cannot_be_the_part_before_a_byte_is
     berth_record_t rec, cur;
     berth_write_t *w = (berth_write_t *)1;
 
-    create(&rec, 3, 8, 20, NULL);
+    create(&rec, 3, 8, 20, NULL, NULL);
     berth_record_init(&cur);
     cr_assert_eq(berth_parts_write(eng, "alice", rec.id, 4, 8, NULL, &w, &cur), BERTH_EINVALID);
     cr_assert_null(w);
@@ -691,29 +494,23 @@ Test(engine_write, a_part_write_refuses_what_cannot_be_the_part_before_a_byte_is
 
 Test(engine_write, a_part_whose_piece_failed_is_not_received)
 {
-    char digest[BERTH_DIGEST_LEN];
     berth_record_t rec, out;
     berth_write_t *w;
     int err;
 
-    create(&rec, 2, 4, 0, REPO);
-    berth_record_init(&out);
-    cr_assert_eq(berth_parts_put(eng, "alice", rec.id, 1, "1111", 4, NULL, &out), BERTH_PARTS_STORED);
+    create(&rec, 2, 4, 0, REPO, NULL);
+    cr_assert_eq(put(rec.id, 1, "1111", 4), BERTH_PARTS_STORED);
     /* The last part, of unknown length: any size from 1 to 4 would do. */
     w = part_write(rec.id, 2, -1, NULL);
     cr_assert_eq(berth_write_piece(w, "ab", 2), 0);
-    berth_storage_fault_reset("writer_write:-6:1");
-    cr_assert_eq(berth_write_piece(w, "cd", 2), BERTH_EIO);
-    berth_storage_fault_reset(NULL);
+    failed_piece(w, "cd");
+    berth_record_init(&out);
     err = berth_write_commit(w, 1, &out);
     cr_assert_lt(err, 0, "a part whose piece failed was received (%d)", err);
-    assert_parts(rec.id, "1");
+    assert_received(rec.id, "1");
 
-    cr_assert_eq(berth_parts_put(eng, "alice", rec.id, 2, "xy", 2, NULL, &out), BERTH_PARTS_STORED, "%s",
-                 berth_error_last());
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    berth_sha256_of("1111xy", 6, digest);
-    cr_assert_str_eq(out.digest, digest);
+    cr_assert_eq(put(rec.id, 2, "xy", 2), BERTH_PARTS_STORED, "%s", berth_error_last());
+    complete_ok(rec.id, "1111xy", 6);
     assert_blob(REPO, "1111xy", 6);
     berth_record_clear(&out);
     berth_record_clear(&rec);
@@ -780,11 +577,9 @@ Test(engine_write, parts_streamed_from_several_threads_out_of_order_complete_wit
     size_t total = (size_t)PW_PARTS * PW_SIZE - 1000;
     unsigned char *data = random_bytes(total, 13);
     uint64_t order[PW_PARTS];
-    pthread_t t[PW_THREADS];
     pw_t a[PW_THREADS];
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    char digest[BERTH_DIGEST_LEN], *f;
-    berth_record_t rec, out;
+    berth_record_t rec;
     size_t next = 0;
     unsigned s = 99;
 
@@ -797,26 +592,15 @@ Test(engine_write, parts_streamed_from_several_threads_out_of_order_complete_wit
         order[i] = order[j];
         order[j] = x;
     }
-    create(&rec, PW_PARTS, PW_SIZE, total, REPO);
-    for (int i = 0; i < PW_THREADS; i++) {
-        a[i] = (pw_t){.id = rec.id, .data = data, .total = total, .order = order, .lock = &lock, .next = &next};
-        cr_assert_eq(pthread_create(&t[i], NULL, pw_run, &a[i]), 0);
-    }
+    create(&rec, PW_PARTS, PW_SIZE, total, REPO, NULL);
     for (int i = 0; i < PW_THREADS; i++)
-        pthread_join(t[i], NULL);
+        a[i] = (pw_t){.id = rec.id, .data = data, .total = total, .order = order, .lock = &lock, .next = &next};
+    run_threads(PW_THREADS, pw_run, a, sizeof(a[0]));
     for (int i = 0; i < PW_THREADS; i++)
         cr_assert_eq(a[i].failures, 0, "%s", a[i].msg);
-    f = parts_received(rec.id);
-    cr_assert_str_eq(f, "1-48");
-    free(f);
-
-    berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    berth_sha256_of(data, total, digest);
-    cr_assert_str_eq(out.digest, digest);
-    cr_assert_eq(out.offset, total);
+    assert_received(rec.id, "1-48");
+    complete_ok(rec.id, data, total);
     assert_blob(REPO, data, total);
-    berth_record_clear(&out);
     berth_record_clear(&rec);
     free(data);
 }

@@ -10,21 +10,10 @@
  * at that boundary (test_http_route.c).
  */
 #include <criterion/criterion.h>
-#include <ftw.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-#include "core/digest.h"
-#include "core/engine.h"
-#include "core/error.h"
 #include "core/range.h"
-#include "core/record.h"
 #include "core/validate.h"
-#include "storage/fs/fs.h"
-#include "storage/storage.h"
+#include "engine_fixture.h"
 
 /* ---- compact ranges against a naive model ------------------------------------ */
 
@@ -234,143 +223,34 @@ Test(parts_record, decode_rejects_inconsistent_part_records)
 
 /* ---- the engine ---------------------------------------------------------------- */
 
-#define TTL 3600
+TestSuite(parts, .init = fixture_setup, .fini = fixture_teardown);
 
-static char root[64];
-static berth_storage_t *st;
-static berth_engine_t *eng;
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+/* A session of two parts of 4 bytes, of `repo` and `digest` (may be NULL),
+ * that has received both: "aaaa" and "bb". */
+static void create_aaaabb(berth_record_t *rec, const char *repo, const char *digest)
 {
-    return remove(path);
+    create(rec, 2, 4, 0, repo, digest);
+    cr_assert_eq(put(rec->id, 1, "aaaa", 4), BERTH_PARTS_STORED);
+    cr_assert_eq(put(rec->id, 2, "bb", 2), BERTH_PARTS_STORED);
 }
 
-static void open_all(int hash_threads)
+/* An ended session (`status`: COMPLETE, FAILED or ABORTED) keeps its
+ * record until purged and takes no more parts; completing it again answers
+ * the same only when it is COMPLETE, aborting it again only when not. */
+static void assert_ended(const char *id, berth_session_status_t status)
 {
-    berth_fs_options_t fo = {.root = root, .sync = BERTH_SYNC_COMMIT};
-    berth_engine_options_t eo;
-
-    cr_assert_eq(berth_storage_fs_new(&st, &fo), 0, "%s", berth_error_last());
-    eo = (berth_engine_options_t){.storage = st, .ttl_s = TTL, .max_part_size = 64 << 20, .hash_threads = hash_threads};
-    cr_assert_eq(berth_engine_new(&eng, &eo), 0, "%s", berth_error_last());
-}
-
-static void close_all(void)
-{
-    berth_engine_free(eng);
-    berth_storage_free(st);
-    eng = NULL, st = NULL;
-}
-
-static void setup(void)
-{
-    berth_storage_fault_reset(NULL);
-    snprintf(root, sizeof(root), "/tmp/berth-parts-XXXXXX");
-    cr_assert_not_null(mkdtemp(root));
-    open_all(0);
-}
-
-static void teardown(void)
-{
-    berth_storage_fault_reset(NULL);
-    close_all();
-    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(parts, .init = setup, .fini = teardown);
-
-static void create(berth_record_t *rec, uint64_t n, uint64_t ps, uint64_t total, const char *repo, const char *digest)
-{
-    berth_parts_spec_t spec = {
-        .total_parts = n, .part_size = ps, .total_size = total, .repository = repo, .digest = digest, .owner = "alice"};
-    berth_record_init(rec);
-    cr_assert_eq(berth_parts_create(eng, &spec, rec), 0, "%s", berth_error_last());
-    cr_assert_eq(rec->kind, BERTH_SESSION_PARTS);
-    cr_assert_eq(rec->status, BERTH_STATUS_INIT);
-}
-
-static int put(const char *id, uint64_t n, const void *buf, size_t len)
-{
+    int complete = status == BERTH_STATUS_COMPLETE;
     berth_record_t out;
-    int r;
 
     berth_record_init(&out);
-    r = berth_parts_put(eng, "alice", id, n, buf, len, NULL, &out);
+    cr_assert_eq(berth_parts_status(eng, "alice", id, 0, &out, NULL), 0, "the record stays until purged");
+    cr_assert_eq(out.status, status);
     berth_record_clear(&out);
-    return r;
-}
-
-static char *received(const char *id, uint64_t *hashed, berth_session_status_t *status)
-{
-    berth_record_t rec;
-    char *f = NULL;
-
-    berth_record_init(&rec);
-    cr_assert_eq(berth_parts_status(eng, "alice", id, 0, &rec, NULL), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_rangeset_format(&rec.received, &f), 0);
-    if (hashed != NULL)
-        *hashed = berth_sha256_length(&rec.hash);
-    if (status != NULL)
-        *status = rec.status;
-    berth_record_clear(&rec);
-    return f;
-}
-
-static void assert_received(const char *id, const char *want)
-{
-    char *f = received(id, NULL, NULL);
-    cr_assert_str_eq(f, want);
-    free(f);
-}
-
-static unsigned char *random_bytes(size_t n, unsigned seed)
-{
-    unsigned char *b = malloc(n);
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        b[i] = (unsigned char)(seed >> 16);
-    }
-    return b;
-}
-
-static void record_key(char key[BERTH_OBJ_KEY_MAX], const char *id)
-{
-    snprintf(key, BERTH_OBJ_KEY_MAX, "sessions/%s", id);
-}
-
-typedef struct find_data {
-    const char *id;
-    int found;
-} find_data_t;
-
-static int find_data_cb(void *ctx, const char *id, int64_t mtime)
-{
-    find_data_t *f = ctx;
-    f->found += strcmp(f->id, id) == 0;
-    return 0;
-}
-
-/* 1 when session `id` still has data in the store. */
-static int has_data(const char *id)
-{
-    find_data_t f = {id, 0};
-
-    cr_assert_eq(berth_storage_data_list(st, find_data_cb, &f), 0, "%s", berth_error_last());
-    return f.found != 0;
-}
-
-static int count_data_cb(void *ctx, const char *id, int64_t mtime)
-{
-    (*(size_t *)ctx)++;
-    return 0;
-}
-
-static size_t data_count(void)
-{
-    size_t n = 0;
-
-    cr_assert_eq(berth_storage_data_list(st, count_data_cb, &n), 0, "%s", berth_error_last());
-    return n;
+    cr_assert_eq(put(id, 1, "aaaa", 4), BERTH_EEXISTS);
+    cr_assert_eq(berth_parts_complete(eng, "alice", id, &out), complete ? 0 : BERTH_EEXISTS);
+    berth_record_clear(&out);
+    cr_assert_eq(berth_parts_abort(eng, "alice", id, &out), complete ? BERTH_EEXISTS : 0);
+    berth_record_clear(&out);
 }
 
 Test(parts, create_checks_the_layout)
@@ -379,7 +259,7 @@ Test(parts, create_checks_the_layout)
         {.total_parts = 0, .part_size = 4, .owner = "a"},
         {.total_parts = 10001, .part_size = 4, .owner = "a"},
         {.total_parts = 4, .part_size = 0, .owner = "a"},
-        {.total_parts = 4, .part_size = (64 << 20) + 1, .owner = "a"},
+        {.total_parts = 4, .part_size = FIXTURE_MAX_PART_SIZE + 1, .owner = "a"},
         {.total_parts = 4, .part_size = 4, .total_size = 12, .owner = "a"},
         {.total_parts = 4, .part_size = 4, .total_size = 17, .owner = "a"},
     };
@@ -391,7 +271,7 @@ Test(parts, create_checks_the_layout)
         cr_assert_neq(berth_error_last()[0], '\0', "spec %zu: no message for the client", i);
     }
     berth_record_clear(&rec);
-    cr_assert_eq(data_count(), 0, "a refused session leaves no data behind");
+    cr_assert_eq(stored_data(), 0, "a refused session leaves no data behind");
 }
 
 Test(parts, expected_sizes_follow_the_layout)
@@ -411,7 +291,7 @@ Test(parts, expected_sizes_follow_the_layout)
 
 Test(parts, in_order_parts_are_hashed_as_they_arrive_and_complete_without_reading)
 {
-    berth_record_t rec, out;
+    berth_record_t rec;
     size_t ps = 1 << 20, n = 6, size = n * ps - 333;
     unsigned char *data = random_bytes(size, 1);
     char digest[BERTH_DIGEST_LEN];
@@ -425,28 +305,21 @@ Test(parts, in_order_parts_are_hashed_as_they_arrive_and_complete_without_readin
     cr_assert_eq(hashed, size, "in-order parts leave nothing to hash at completion");
     /* Nothing is read back: with data_read failing, completion still works. */
     berth_storage_fault_reset("data_read:-6");
-    berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    cr_assert_eq(out.status, BERTH_STATUS_COMPLETE);
-    cr_assert_str_eq(out.digest, digest);
-    cr_assert_eq(out.offset, size);
+    complete_ok(rec.id, data, size);
     cr_assert_eq(berth_blob_stat(eng, "library/p", digest, &bsize), 0);
     cr_assert_eq(bsize, size);
     cr_assert_not(has_data(rec.id), "the parts became the blob");
-    berth_record_clear(&out);
     berth_record_clear(&rec);
     free(data);
 }
 
 Test(parts, out_of_order_parts_complete_with_the_right_digest)
 {
-    berth_record_t rec, out;
+    berth_record_t rec;
     size_t ps = 4096, n = 40, size = n * ps;
     unsigned char *data = random_bytes(size, 2);
-    char digest[BERTH_DIGEST_LEN];
     uint64_t order[40];
 
-    berth_sha256_of(data, size, digest);
     create(&rec, n, ps, size, NULL, NULL);
     for (size_t i = 0; i < n; i++)
         order[i] = n - i;
@@ -456,26 +329,20 @@ Test(parts, out_of_order_parts_complete_with_the_right_digest)
             assert_received(rec.id, "31-40");
     }
     assert_received(rec.id, "1-40");
-    berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    cr_assert_str_eq(out.digest, digest);
-    cr_assert_eq(out.offset, size);
-    berth_record_clear(&out);
+    complete_ok(rec.id, data, size);
     berth_record_clear(&rec);
     free(data);
 }
 
 Test(parts, the_hash_catches_up_with_parts_that_arrived_early, .timeout = 60)
 {
-    berth_record_t rec, out;
+    berth_record_t rec;
     size_t ps = 65536, n = 40;
     unsigned char *data = random_bytes(n * ps, 3);
     unsigned char *old = random_bytes(ps, 4);
-    char digest[BERTH_DIGEST_LEN];
     uint64_t hashed = 0;
 
-    close_all();
-    open_all(2);
+    restart(2);
     create(&rec, n, ps, 0, NULL, NULL);
     /* Part 3 first with other bytes, then replaced: what gets hashed must be
      * the new bytes. */
@@ -487,21 +354,12 @@ Test(parts, the_hash_catches_up_with_parts_that_arrived_early, .timeout = 60)
     cr_assert_eq(put(rec.id, 1, data, ps), BERTH_PARTS_STORED);
     /* The parts that waited for part 1 are hashed after it, beside the
      * requests; give that time. */
-    for (int i = 0; i < 500; i++) {
-        free(received(rec.id, &hashed, NULL));
-        if (hashed == n * ps)
-            break;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    settle(rec.id);
+    free(received(rec.id, &hashed, NULL));
     cr_assert_eq(hashed, n * ps, "the hash covers parts 1..40 before completion (%llu bytes)",
                  (unsigned long long)hashed);
     berth_storage_fault_reset("data_read:-6");
-    berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    berth_sha256_of(data, n * ps, digest);
-    cr_assert_str_eq(out.digest, digest);
-    berth_record_clear(&out);
+    complete_ok(rec.id, data, n * ps);
     berth_record_clear(&rec);
     free(data);
     free(old);
@@ -509,22 +367,17 @@ Test(parts, the_hash_catches_up_with_parts_that_arrived_early, .timeout = 60)
 
 Test(parts, a_part_replaced_after_arriving_early_is_hashed_with_its_new_bytes)
 {
-    berth_record_t rec, out;
+    berth_record_t rec;
     size_t ps = 4096, n = 8;
     unsigned char *data = random_bytes(n * ps, 5);
     unsigned char *old = random_bytes(ps, 6);
-    char digest[BERTH_DIGEST_LEN];
 
     create(&rec, n, ps, 0, NULL, NULL);
     cr_assert_eq(put(rec.id, 3, old, ps), BERTH_PARTS_STORED);
     for (size_t i = n; i >= 2; i--)
         cr_assert_eq(put(rec.id, i, data + (i - 1) * ps, ps), BERTH_PARTS_STORED);
     cr_assert_eq(put(rec.id, 1, data, ps), BERTH_PARTS_STORED);
-    berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    berth_sha256_of(data, n * ps, digest);
-    cr_assert_str_eq(out.digest, digest);
-    berth_record_clear(&out);
+    complete_ok(rec.id, data, n * ps);
     berth_record_clear(&rec);
     free(data);
     free(old);
@@ -532,8 +385,7 @@ Test(parts, a_part_replaced_after_arriving_early_is_hashed_with_its_new_bytes)
 
 Test(parts, identical_resend_is_same_and_different_resend_replaces)
 {
-    berth_record_t rec, out;
-    char digest[BERTH_DIGEST_LEN];
+    berth_record_t rec;
 
     create(&rec, 3, 4, 0, NULL, NULL);
     cr_assert_eq(put(rec.id, 1, "aaaa", 4), BERTH_PARTS_STORED);
@@ -543,12 +395,7 @@ Test(parts, identical_resend_is_same_and_different_resend_replaces)
     cr_assert_eq(put(rec.id, 1, "AAAA", 4), BERTH_PARTS_STORED);
     cr_assert_eq(put(rec.id, 3, "CCC", 3), BERTH_PARTS_STORED); /* the last part may change size */
     cr_assert_eq(put(rec.id, 3, "CCC", 3), BERTH_PARTS_SAME);
-    berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    berth_sha256_of("AAAAbbbbCCC", 11, digest);
-    cr_assert_str_eq(out.digest, digest);
-    cr_assert_eq(out.offset, 11);
-    berth_record_clear(&out);
+    complete_ok(rec.id, "AAAAbbbbCCC", 11);
     berth_record_clear(&rec);
 }
 
@@ -624,9 +471,7 @@ Test(parts, digest_mismatch_fails_and_frees)
 
     berth_sha256_of("other", 5, d);
     berth_sha256_of("aaaabb", 6, actual);
-    create(&rec, 2, 4, 0, "library/f", d);
-    put(rec.id, 1, "aaaa", 4);
-    put(rec.id, 2, "bb", 2);
+    create_aaaabb(&rec, "library/f", d);
     berth_record_init(&out);
     cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), BERTH_EDIGEST);
     cr_assert_eq(out.status, BERTH_STATUS_FAILED);
@@ -637,35 +482,20 @@ Test(parts, digest_mismatch_fails_and_frees)
     cr_assert_eq(out.received.n, 0);
     berth_record_clear(&out);
     cr_assert_not(has_data(rec.id), "the bytes are freed");
-    cr_assert_eq(berth_storage_blob_stat(st, actual, &(uint64_t){0}), BERTH_ENOTFOUND);
-    cr_assert_eq(put(rec.id, 1, "aaaa", 4), BERTH_EEXISTS);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), BERTH_EEXISTS);
-    berth_record_clear(&out);
+    cr_assert_not(blob_exists(actual));
+    assert_ended(rec.id, BERTH_STATUS_FAILED);
     berth_record_clear(&rec);
 }
 
 Test(parts, completing_twice_answers_the_same)
 {
-    berth_record_t rec, out;
-    char d[BERTH_DIGEST_LEN];
+    berth_record_t rec;
 
-    create(&rec, 2, 4, 0, "library/c", NULL);
-    put(rec.id, 1, "aaaa", 4);
-    put(rec.id, 2, "bb", 2);
-    berth_sha256_of("aaaabb", 6, d);
-    berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    cr_assert_str_eq(out.digest, d);
-    berth_record_clear(&out);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    cr_assert_eq(out.status, BERTH_STATUS_COMPLETE);
-    cr_assert_str_eq(out.digest, d);
-    cr_assert_eq(out.offset, 6);
-    berth_record_clear(&out);
-    cr_assert_eq(berth_blob_stat(eng, "library/c", d, &(uint64_t){0}), 0);
-    cr_assert_eq(put(rec.id, 1, "aaaa", 4), BERTH_EEXISTS);
-    cr_assert_eq(berth_parts_abort(eng, "alice", rec.id, &out), BERTH_EEXISTS);
-    berth_record_clear(&out);
+    create_aaaabb(&rec, "library/c", NULL);
+    complete_ok(rec.id, "aaaabb", 6);
+    complete_ok(rec.id, "aaaabb", 6);
+    assert_blob("library/c", "aaaabb", 6);
+    assert_ended(rec.id, BERTH_STATUS_COMPLETE);
     berth_record_clear(&rec);
 }
 
@@ -679,69 +509,49 @@ Test(parts, abort_frees_and_is_idempotent)
     berth_record_init(&out);
     cr_assert_eq(berth_parts_abort(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
     cr_assert_eq(out.status, BERTH_STATUS_ABORTED);
-    cr_assert_eq(berth_parts_abort(eng, "alice", rec.id, &out), 0);
     cr_assert_eq(berth_parts_abort(eng, "alice", rec.id, NULL), 0);
-    cr_assert_eq(put(rec.id, 2, "bb", 2), BERTH_EEXISTS);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), BERTH_EEXISTS);
     cr_assert_not(has_data(rec.id), "the bytes are freed");
-    berth_record_clear(&out);
-    cr_assert_eq(berth_parts_status(eng, "alice", rec.id, 0, &out, NULL), 0, "the record stays until purged");
-    cr_assert_eq(out.status, BERTH_STATUS_ABORTED);
+    assert_ended(rec.id, BERTH_STATUS_ABORTED);
     berth_record_clear(&out);
     berth_record_clear(&rec);
 }
 
 Test(parts, sessions_survive_a_restart)
 {
-    berth_record_t rec, out;
+    berth_record_t rec;
     uint64_t hashed = 0;
-    char d[BERTH_DIGEST_LEN];
     char *f;
 
     create(&rec, 5, 4, 0, NULL, NULL);
     put(rec.id, 1, "aaaa", 4);
     put(rec.id, 2, "bbbb", 4);
     put(rec.id, 4, "dddd", 4);
-    close_all();
-    open_all(0);
+    restart(0);
     f = received(rec.id, &hashed, NULL);
     cr_assert_str_eq(f, "1-2,4");
     free(f);
     cr_assert_eq(hashed, 8);
     put(rec.id, 3, "cccc", 4);
     put(rec.id, 5, "e", 1);
-    berth_record_init(&out);
-    cr_assert_eq(berth_parts_complete(eng, "alice", rec.id, &out), 0, "%s", berth_error_last());
-    berth_sha256_of("aaaabbbbccccdddde", 17, d);
-    cr_assert_str_eq(out.digest, d);
-    berth_record_clear(&out);
+    complete_ok(rec.id, "aaaabbbbccccdddde", 17);
     berth_record_clear(&rec);
 }
 
 Test(parts, expired_sessions_are_unknown_and_purged)
 {
-    char key[BERTH_OBJ_KEY_MAX];
     berth_record_t rec, out;
-    char *buf = NULL;
-    size_t len = 0, purged = 0;
+    size_t purged = 0;
 
     create(&rec, 2, 4, 0, NULL, NULL);
     put(rec.id, 1, "aaaa", 4);
     /* Back-date the stored record (the one that claims part 1). */
-    record_key(key, rec.id);
-    cr_assert_eq(berth_storage_obj_get(st, key, &buf, &len, NULL), 0, "%s", berth_error_last());
-    cr_assert_eq(berth_record_decode(&rec, buf, len), 0, "%s", berth_error_last());
-    free(buf);
-    rec.updated_at -= 2 * TTL;
-    cr_assert_eq(berth_record_encode(&rec, &buf, &len), 0);
-    cr_assert_eq(berth_storage_obj_put(st, key, buf, len, NULL, NULL), 0, "%s", berth_error_last());
-    free(buf);
+    backdate(rec.id, 2 * TTL);
     berth_record_init(&out);
     cr_assert_eq(berth_parts_status(eng, "alice", rec.id, 0, &out, NULL), BERTH_ENOTFOUND);
     cr_assert_eq(put(rec.id, 2, "bb", 2), BERTH_ENOTFOUND);
     cr_assert_eq(berth_engine_purge(eng, (int64_t)time(NULL), &purged), 0, "%s", berth_error_last());
     cr_assert_eq(purged, 1);
-    cr_assert_eq(berth_storage_obj_get(st, key, &buf, &len, NULL), BERTH_ENOTFOUND);
+    cr_assert_not(has_record(rec.id));
     cr_assert_not(has_data(rec.id));
     berth_record_clear(&out);
     berth_record_clear(&rec);
@@ -781,21 +591,16 @@ Test(parts, concurrent_parts_and_same_part_writers_never_mix, .timeout = 120)
     size_t ps = 32768, n = 24;
     unsigned char *data = random_bytes(n * ps, 7);
     unsigned char *alts[THREADS];
-    pthread_t th[THREADS];
     worker_arg_t args[THREADS];
     int match = 0;
 
-    close_all();
-    open_all(2);
+    restart(2);
     create(&rec, n, ps, 0, NULL, NULL);
     for (int t = 0; t < THREADS; t++) {
         alts[t] = random_bytes(ps, 100 + (unsigned)t);
         args[t] = (worker_arg_t){rec.id, data, ps, n, 31u * (unsigned)t + 1, alts[t], 0};
     }
-    for (int t = 0; t < THREADS; t++)
-        pthread_create(&th[t], NULL, worker, &args[t]);
-    for (int t = 0; t < THREADS; t++)
-        pthread_join(th[t], NULL);
+    run_threads(THREADS, worker, args, sizeof(args[0]));
     for (int t = 0; t < THREADS; t++)
         cr_assert_eq(args[t].failures, 0);
     /* Whatever the threads missed at random. */
@@ -844,25 +649,17 @@ Test(parts, status_versions_follow_the_stored_record)
 
 Test(parts, status_versions_see_a_record_replaced_by_another_process)
 {
-    char key[BERTH_OBJ_KEY_MAX];
     berth_record_t rec, out;
     uint64_t v1 = 0, v2 = 0;
-    char *buf = NULL;
-    size_t len = 0;
 
     create(&rec, 3, 4, 0, NULL, NULL);
     berth_record_init(&out);
     cr_assert_eq(berth_parts_status(eng, "alice", rec.id, 0, &out, &v1), 0);
     berth_record_clear(&out);
     /* Another process on the same store changes the record. */
-    record_key(key, rec.id);
-    cr_assert_eq(berth_storage_obj_get(st, key, &buf, &len, NULL), 0);
-    cr_assert_eq(berth_record_decode(&rec, buf, len), 0, "%s", berth_error_last());
-    free(buf);
+    record_load(rec.id, &rec);
     rec.updated_at += 5;
-    cr_assert_eq(berth_record_encode(&rec, &buf, &len), 0);
-    cr_assert_eq(berth_storage_obj_put(st, key, buf, len, NULL, NULL), 0);
-    free(buf);
+    record_store(rec.id, &rec);
     cr_assert_eq(berth_parts_status(eng, "alice", rec.id, v1, &out, &v2), 0);
     cr_assert_neq(v2, v1, "a cached answer must not hide another process's change");
     cr_assert_eq(out.updated_at, rec.updated_at);

@@ -5,43 +5,21 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
-#include "core/digest.h"
-#include "core/error.h"
 #include "core/gc.h"
-#include "core/engine.h"
 #include "core/registry.h"
-#include "storage/fs/fs.h"
-#include "storage/storage.h"
 
-static char root[64];
-static berth_storage_t *st;
-static berth_engine_t *eng;
+#define FIXTURE_SYNC BERTH_SYNC_NONE
+#include "engine_fixture.h"
+
 static berth_registry_t *reg;
-
-static int rm_one(const char *path, const struct stat *s, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static void setup(void)
 {
-    berth_fs_options_t fo = {.root = root, .sync = BERTH_SYNC_NONE};
-    berth_engine_options_t eo = {.ttl_s = 3600};
     berth_registry_options_t ro = {.manifest_max = 4 << 20};
 
-    berth_storage_fault_reset(NULL);
-    snprintf(root, sizeof(root), "/tmp/berth-reg-XXXXXX");
-    cr_assert_not_null(mkdtemp(root));
-    cr_assert_eq(berth_storage_fs_new(&st, &fo), 0, "%s", berth_error_last());
-    eo.storage = st;
-    cr_assert_eq(berth_engine_new(&eng, &eo), 0);
+    fixture_setup();
     ro.storage = st;
     ro.engine = eng;
     cr_assert_eq(berth_registry_new(&reg, &ro), 0, "%s", berth_error_last());
@@ -50,9 +28,7 @@ static void setup(void)
 static void teardown(void)
 {
     berth_registry_free(reg);
-    berth_engine_free(eng);
-    berth_storage_free(st);
-    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    fixture_teardown();
 }
 
 TestSuite(registry, .init = setup, .fini = teardown);
@@ -74,6 +50,19 @@ static void image(char *buf, size_t size, const char *cfg, const char *layer, co
              "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":2},"
              "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"%s\",\"size\":5}]%s}",
              cfg, layer, extra != NULL ? extra : "");
+}
+
+/* Puts an OCI image index of the one manifest `child` as repo:ref; what
+ * berth_manifest_put answers. */
+static int put_index(const char *repo, const char *ref, const char *child, berth_manifest_put_t *out)
+{
+    char body[1024];
+
+    snprintf(body, sizeof(body),
+             "{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MT_OCI_INDEX "\",\"manifests\":["
+             "{\"mediaType\":\"" BERTH_MT_OCI_MANIFEST "\",\"digest\":\"%s\",\"size\":1}]}",
+             child);
+    return berth_manifest_put(reg, repo, ref, NULL, body, strlen(body), out);
 }
 
 /* Pushes a fresh image (own config and layer) to repo:ref; digest into d. */
@@ -207,19 +196,14 @@ Test(registry, manifests_over_the_limit_are_refused)
 
 Test(registry, an_index_needs_its_manifests_in_the_repository)
 {
-    char m1[BERTH_DIGEST_LEN], body[1024];
+    char m1[BERTH_DIGEST_LEN];
     berth_manifest_put_t out;
     berth_manifest_t m;
 
     push_image("lib/a", "amd64", "one", m1);
-    snprintf(body, sizeof(body),
-             "{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MT_OCI_INDEX "\",\"manifests\":["
-             "{\"mediaType\":\"" BERTH_MT_OCI_MANIFEST "\",\"digest\":\"%s\",\"size\":1}]}",
-             m1);
-    cr_assert_eq(berth_manifest_put(reg, "lib/b", "multi", NULL, body, strlen(body), &out), BERTH_ENOTFOUND);
+    cr_assert_eq(put_index("lib/b", "multi", m1, &out), BERTH_ENOTFOUND);
     cr_assert_str_eq(out.missing, m1);
-    cr_assert_eq(berth_manifest_put(reg, "lib/a", "multi", NULL, body, strlen(body), &out), 0, "%s",
-                 berth_error_last());
+    cr_assert_eq(put_index("lib/a", "multi", m1, &out), 0, "%s", berth_error_last());
     cr_assert_eq(berth_manifest_get(reg, "lib/a", "multi", 0, &m), 0);
     cr_assert_str_eq(m.media_type, BERTH_MT_OCI_INDEX, "the type is kept as pushed");
 }
@@ -358,12 +342,6 @@ Test(registry, referrers_index_filters_and_forgets_deleted_manifests)
 
 /* ---- gc ------------------------------------------------------------------------ */
 
-static int gc_blob_exists(const char *d)
-{
-    uint64_t size;
-    return berth_storage_blob_stat(st, d, &size) == 0;
-}
-
 static berth_gc_stats_t gc(int64_t grace, int dry_run)
 {
     berth_gc_options_t o = {.storage = st, .grace_s = grace, .now = (int64_t)time(NULL) + 10, .dry_run = dry_run};
@@ -392,16 +370,16 @@ Test(registry, gc_removes_only_what_no_manifest_keeps)
     s = gc(0, 1);
     cr_assert_eq(s.blobs_removed, 4, "dry run counts the deleted manifest, its config and layer, and the orphan: %zu",
                  s.blobs_removed);
-    cr_assert(gc_blob_exists(orphan), "a dry run removes nothing");
+    cr_assert(blob_exists(orphan), "a dry run removes nothing");
 
     s = gc(0, 0);
     cr_assert_eq(s.manifests, 2);
     cr_assert_eq(s.repositories, 2);
     cr_assert_eq(s.blobs_removed, 4);
     cr_assert_eq(s.links_removed, 4);
-    cr_assert_not(gc_blob_exists(orphan));
-    cr_assert_not(gc_blob_exists(gone));
-    cr_assert(gc_blob_exists(kept));
+    cr_assert_not(blob_exists(orphan));
+    cr_assert_not(blob_exists(gone));
+    cr_assert(blob_exists(kept));
     cr_assert_eq(berth_manifest_get(reg, "lib/a", "v1", 1, &m), 0, "kept manifests still read whole");
     free(m.body);
     cr_assert_eq(berth_manifest_get(reg, "lib/b", "v1", 1, &m), 0);
@@ -475,7 +453,7 @@ Test(registry, gc_grace_keeps_blobs_a_push_in_flight_just_linked)
     cr_assert_eq(berth_blob_mount(eng, "lib/new", NULL, d), 0);
 
     s = gc(3600, 0);
-    cr_assert(gc_blob_exists(d), "a link written within the grace period keeps the blob");
+    cr_assert(blob_exists(d), "a link written within the grace period keeps the blob");
     cr_assert_eq(s.blobs_removed, 0);
     cr_assert_not(linked("lib/old", d), "the old unreferenced link goes");
     cr_assert(linked("lib/new", d), "the young link stays");
@@ -483,25 +461,21 @@ Test(registry, gc_grace_keeps_blobs_a_push_in_flight_just_linked)
     age_link("lib/new", d, 7200);
     s = gc(3600, 0);
     cr_assert_eq(s.blobs_removed, 1);
-    cr_assert_not(gc_blob_exists(d), "once every link is old, the unreferenced blob goes");
+    cr_assert_not(blob_exists(d), "once every link is old, the unreferenced blob goes");
     cr_assert_not(linked("lib/new", d));
 }
 
 Test(registry, gc_keeps_an_index_and_its_children)
 {
-    char m1[BERTH_DIGEST_LEN], body[1024];
+    char m1[BERTH_DIGEST_LEN];
     berth_manifest_put_t out;
     berth_gc_stats_t s;
 
     push_image("lib/a", "child", "c", m1);
-    snprintf(body, sizeof(body),
-             "{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MT_OCI_INDEX "\",\"manifests\":["
-             "{\"mediaType\":\"" BERTH_MT_OCI_MANIFEST "\",\"digest\":\"%s\",\"size\":1}]}",
-             m1);
-    cr_assert_eq(berth_manifest_put(reg, "lib/a", "multi", NULL, body, strlen(body), &out), 0);
+    cr_assert_eq(put_index("lib/a", "multi", m1, &out), 0, "%s", berth_error_last());
     cr_assert_eq(berth_manifest_delete(reg, "lib/a", "child"), 0, "untag the child");
     s = gc(0, 0);
     cr_assert_eq(s.blobs_removed, 0);
-    cr_assert(gc_blob_exists(m1));
-    cr_assert(gc_blob_exists(out.digest));
+    cr_assert(blob_exists(m1));
+    cr_assert(blob_exists(out.digest));
 }
