@@ -66,6 +66,7 @@ static void contract_backend_cleanup(void)
 
 #define CONTRACT_SUITE storage_fs_contract
 #include "storage_contract.h"
+#include "storage_contract_data.h"
 
 /* ---- filesystem specifics ------------------------------------------------------ */
 
