@@ -34,6 +34,7 @@
 #include "core/workq.h"
 #include "http/app.h"
 #include "http/auth.h"
+#include "http/bodywatch.h"
 #include "http/error.h"
 #include "http/h2ocompat.h"
 #include "http/response.h"
@@ -66,6 +67,7 @@ typedef struct server__loop {
     h2o_multithread_message_t shutdown_msg;
     int shutting_down;
     uint64_t deadline;
+    berth_bodywatch_t bodywatch; /* HTTP/2 bodies that stall (http/bodywatch.h) */
 } server__loop_t;
 
 typedef struct server__handler {
@@ -220,9 +222,11 @@ static void *server__loop_main(void *arg)
 
     for (;;) {
         h2o_evloop_run(evloop, 100);
+        berth_bodywatch_sweep(&loop->bodywatch, &loop->super.ctx, server__now_ms(), server.cfg->http_timeout_ms);
         if (loop->shutting_down && server__drained(loop))
             break;
     }
+    berth_bodywatch_dispose(&loop->bodywatch);
     h2o_multithread_unregister_receiver(loop->super.ctx.queue, &loop->shutdown_receiver);
     atomic_fetch_add(&server.stopped, 1);
     /* Park instead of exiting: h2o keeps per-thread allocation caches in
