@@ -308,8 +308,9 @@ static int server__setup_h2o(const berth_config_t *cfg)
     h2o_config_init(&server.globalconf);
     server.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("berth/" BERTH_VERSION));
     if (berth_h2o_set_max_body(&server.globalconf, cfg->http_maxchunksize) < cfg->http_maxchunksize)
-        berth_log_warn("http.maxchunksize is %" PRIu64 " bytes, but on h2o %s an HTTP/2 request body stops at 2 GiB - 1 "
-                       "(its flow-control window) until berth streams bodies: send larger chunks over HTTP/1.1",
+        berth_log_warn("http.maxchunksize is %" PRIu64 " bytes, but on h2o %s an HTTP/2 request body stops at "
+                       "2 GiB - 1 (its flow-control window) until berth streams bodies: send larger chunks over "
+                       "HTTP/1.1",
                        cfg->http_maxchunksize, H2O_VERSION);
     /* HTTP/1's timeout covers the whole request, body included, and is not
      * re-armed as bytes arrive: it must fit the largest chunk at the slowest

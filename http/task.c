@@ -60,7 +60,8 @@ static void task__body_init(berth_body_t *b, h2o_req_t *req)
         return;
     /* HTTP/1 on libh2o 2.2.5: the body is a slice of the connection's input
      * buffer, which stays put until the response (see task.h). */
-    if ((sock = berth_h2o_body_socket(req)) != NULL && task__in_buffer(sock->input, req->entity.base, req->entity.len)) {
+    if ((sock = berth_h2o_body_socket(req)) != NULL &&
+        task__in_buffer(sock->input, req->entity.base, req->entity.len)) {
         b->sock = sock;
         b->base = req->entity.base;
         b->len = req->entity.len;
