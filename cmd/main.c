@@ -5,7 +5,7 @@
  *   berth push/status/pull  the client (client/client.h)
  *   berth gc [-c FILE] [--dry-run] [--grace DURATION]
  *                           remove unreferenced blobs (core/gc.h)
- *   berth version           print the version
+ *   berth version           print the version, and the h2o it was built with
  *   berth --help            print usage
  *
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -34,7 +34,7 @@ static void usage(FILE *out)
                  "                    links no manifest of the repository references, when\n"
                  "                    older than the grace period (default 24h); safe while\n"
                  "                    servers run (rules in README.md)\n"
-                 "  version           print the version\n"
+                 "  version           print the version and the h2o berth was built with\n"
                  "  help              print this help\n"
                  "\n"
                  "options:\n"
@@ -178,7 +178,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "gc") == 0)
         return cmd_gc(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("berth %s\n", BERTH_VERSION);
+        printf("berth %s\nh2o %s (%s)\nrequest bodies: %s\n", BERTH_VERSION, berth_server_h2o_version(),
+               berth_server_h2o_origin(), berth_server_request_bodies());
         return 0;
     }
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

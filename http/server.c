@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -25,9 +26,6 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <h2o.h>
-#include <h2o/http1.h>
-#include <h2o/http2.h>
 
 #include "core/engine.h"
 #include "core/error.h"
@@ -36,7 +34,9 @@
 #include "core/workq.h"
 #include "http/app.h"
 #include "http/auth.h"
+#include "http/bodywatch.h"
 #include "http/error.h"
+#include "http/h2ocompat.h"
 #include "http/response.h"
 #include "http/route.h"
 #include "http/server.h"
@@ -67,6 +67,7 @@ typedef struct server__loop {
     h2o_multithread_message_t shutdown_msg;
     int shutting_down;
     uint64_t deadline;
+    berth_bodywatch_t bodywatch; /* HTTP/2 bodies that stall (http/bodywatch.h) */
 } server__loop_t;
 
 typedef struct server__handler {
@@ -182,13 +183,6 @@ static void server__on_shutdown(h2o_multithread_receiver_t *receiver, h2o_linkli
     h2o_context_request_shutdown(&loop->super.ctx);
 }
 
-static int server__count_request(h2o_req_t *req, void *cbdata)
-{
-    if (req->input.method.len != 0)
-        ++*(int *)cbdata;
-    return 0;
-}
-
 /* A loop may stop once no request of its own is being worked on and no
  * HTTP/2 stream is still open, or at the shutdown deadline. */
 static int server__drained(server__loop_t *loop)
@@ -198,14 +192,7 @@ static int server__drained(server__loop_t *loop)
             berth_log_warn("shutdown timeout: %u request(s) still in flight", loop->super.inflight);
         return 1;
     }
-    if (loop->super.inflight != 0 || !h2o_linklist_is_empty(&loop->super.ctx.http2._conns))
-        return 0;
-    /* An HTTP/1 request whose body is still arriving has not reached a
-     * handler yet: it has a method but no task. Idle keep-alive connections
-     * (no method) do not hold the exit. */
-    int receiving = 0;
-    H2O_HTTP1_CALLBACKS.foreach_request(&loop->super.ctx, server__count_request, &receiving);
-    return receiving == 0;
+    return loop->super.inflight == 0 && !berth_h2o_conns_busy(&loop->super.ctx);
 }
 
 static void *server__loop_main(void *arg)
@@ -235,9 +222,11 @@ static void *server__loop_main(void *arg)
 
     for (;;) {
         h2o_evloop_run(evloop, 100);
+        berth_bodywatch_sweep(&loop->bodywatch, &loop->super.ctx, server__now_ms(), server.cfg->http_timeout_ms);
         if (loop->shutting_down && server__drained(loop))
             break;
     }
+    berth_bodywatch_dispose(&loop->bodywatch);
     h2o_multithread_unregister_receiver(loop->super.ctx.queue, &loop->shutdown_receiver);
     atomic_fetch_add(&server.stopped, 1);
     /* Park instead of exiting: h2o keeps per-thread allocation caches in
@@ -318,12 +307,15 @@ static int server__setup_h2o(const berth_config_t *cfg)
 
     h2o_config_init(&server.globalconf);
     server.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("berth/" BERTH_VERSION));
-    server.globalconf.max_request_entity_size = cfg->http_maxchunksize;
+    if (berth_h2o_set_max_body(&server.globalconf, cfg->http_maxchunksize) < cfg->http_maxchunksize)
+        berth_log_warn("http.maxchunksize is %" PRIu64 " bytes, but on h2o %s an HTTP/2 request body stops at "
+                       "2 GiB - 1 (its flow-control window) until berth streams bodies: send larger chunks over "
+                       "HTTP/1.1",
+                       cfg->http_maxchunksize, H2O_VERSION);
     /* HTTP/1's timeout covers the whole request, body included, and is not
      * re-armed as bytes arrive: it must fit the largest chunk at the slowest
      * link the operator supports. */
-    server.globalconf.http1.req_timeout = cfg->http_timeout_ms;
-    server.globalconf.http2.idle_timeout = cfg->http_timeout_ms;
+    berth_h2o_set_timeouts(&server.globalconf, cfg->http_timeout_ms);
     server.globalconf.http2.graceful_shutdown_timeout = cfg->http_shutdowntimeout_ms;
     server.globalconf.http2.max_concurrent_requests_per_connection = (size_t)cfg->http_h2_maxconcurrentstreams;
 
@@ -474,6 +466,21 @@ static void server__close(void)
     if (server.listen_fd >= 0)
         close(server.listen_fd);
     server.listen_fd = -1;
+}
+
+const char *berth_server_h2o_version(void)
+{
+    return H2O_VERSION;
+}
+
+const char *berth_server_h2o_origin(void)
+{
+    return BERTH_H2O_ORIGIN;
+}
+
+const char *berth_server_request_bodies(void)
+{
+    return BERTH_H2O_REQUEST_BODIES;
 }
 
 int berth_server_run(const berth_config_t *cfg)

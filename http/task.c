@@ -8,11 +8,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <h2o.h>
-
 #include "core/error.h"
 #include "core/log.h"
 #include "http/app.h"
+#include "http/h2ocompat.h"
 #include "http/task.h"
 
 typedef struct task__guard {
@@ -59,10 +58,9 @@ static void task__body_init(berth_body_t *b, h2o_req_t *req)
     b->len = 0;
     if (req->entity.base == NULL || req->entity.len == 0)
         return;
-    /* HTTP/1: the body is a slice of the connection's input buffer, which
-     * stays put until the response (see task.h). */
-    if (req->version < 0x200 && req->conn->callbacks->get_socket != NULL &&
-        (sock = req->conn->callbacks->get_socket(req->conn)) != NULL &&
+    /* HTTP/1 on libh2o 2.2.5: the body is a slice of the connection's input
+     * buffer, which stays put until the response (see task.h). */
+    if ((sock = berth_h2o_body_socket(req)) != NULL &&
         task__in_buffer(sock->input, req->entity.base, req->entity.len)) {
         b->sock = sock;
         b->base = req->entity.base;

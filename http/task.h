@@ -15,13 +15,13 @@
  *
  * The request body is the task's for as long as a worker may read it, by
  * ownership, never by a lock: nothing on the loop thread ever waits for a
- * worker. On HTTP/2, whose stream buffer h2o frees before the request, the
- * task holds a second mapping of h2o's body file or a copy from the start.
- * On HTTP/1 the body stays in the connection's input buffer (libh2o 2.2.5
- * stops reading the socket once a body is complete and disposes of the
- * request after the response, which `done` sends), and should the request
- * go away while a worker reads it, the task takes that buffer from the
- * socket before h2o frees it.
+ * worker. Where h2o frees the body buffer before the request (HTTP/2, and
+ * HTTP/1 on current h2o), the task holds a second mapping of h2o's body file
+ * or a copy from the start. On HTTP/1 with libh2o 2.2.5 the body stays in
+ * the connection's input buffer (2.2.5 stops reading the socket once a body
+ * is complete and disposes of the request after the response, which `done`
+ * sends), and should the request go away while a worker reads it, the task
+ * takes that buffer from the socket before h2o frees it (http/h2ocompat.h).
  */
 #ifndef BERTH_HTTP_TASK_H
 #define BERTH_HTTP_TASK_H
@@ -42,9 +42,9 @@ typedef void (*berth_task_done_cb)(berth_task_t *t, h2o_req_t *req);
 typedef struct berth_body {
     const char *base; /* "" when the request has no body */
     size_t len;
-    h2o_socket_t *sock;  /* HTTP/1: base lies in this socket's input buffer */
-    h2o_buffer_t *taken; /* HTTP/1: that buffer, once taken from the socket */
-    void *map;           /* HTTP/2: a second mapping of h2o's body file */
+    h2o_socket_t *sock;  /* HTTP/1 on 2.2.5: base lies in this socket's input buffer */
+    h2o_buffer_t *taken; /* HTTP/1 on 2.2.5: that buffer, once taken from the socket */
+    void *map;           /* otherwise: a second mapping of h2o's body file */
     size_t map_len;
     char *copy; /* or a copy */
 } berth_body_t;

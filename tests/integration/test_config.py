@@ -38,6 +38,24 @@ def version_and_help():
     suite.check("unknown command says something", (out + err).strip() != "")
 
 
+@suite.test
+def version_names_h2o():
+    """`berth version` names the libh2o it was built with, as CMake found it
+    (ctest passes BERTH_H2O_VERSION, read from h2o's headers), and what this
+    build does with request bodies."""
+    rc, out, err = run_berth(["version"])
+    m = re.search(r"^h2o (\S+) \((.+)\)$", out, re.M)
+    suite.check("berth version names h2o: 'h2o <version> (<origin>)'", m is not None, repr(out))
+    want = os.environ.get("BERTH_H2O_VERSION")
+    if m and want:
+        suite.eq("berth version names the h2o CMake chose", m.group(1), want)
+    elif m:
+        suite.check("berth version's h2o version looks like one", re.match(r"^2\.[0-9]+\.[0-9]+", m.group(1)),
+                    m.group(1))
+    suite.check("berth version says how request bodies arrive",
+                re.search(r"^request bodies: buffered whole$", out, re.M) is not None, repr(out))
+
+
 def expect_config_error(tmp, label, text, key=None, line=None, want_rc=2):
     """Runs `berth serve -c` on `text`; expects exit want_rc and a message
     "FILE:LINE: ..." naming `key`."""
